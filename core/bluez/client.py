@@ -1,0 +1,272 @@
+"""BluezMirror: keeps FleetState in step with BlueZ over D-Bus (DESIGN §5).
+
+Match rules first, GetManagedObjects second, then every signal in message order; signals
+that arrive before the GetManagedObjects reply are already reflected in it and are dropped.
+When org.bluez leaves the bus (bluetoothd restart) the mirror clears, says so, and rebuilds
+when the name returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from dbus_next import Message, MessageType, Variant
+from dbus_next.aio import MessageBus
+
+from core.bluez.bus import BusUnavailable, call_checked, describe_bus, method_call, open_bus
+from core.bluez.cache import ObjectCache, TypedValue
+from core.bluez.defs import BLUEZ_SERVICE, DBUS_SERVICE, DEVICE, OBJECT_MANAGER, PROPERTIES
+from core.bluez.facts import adapters, device_facts
+from core.events import Event
+from core.fleet import FleetState
+from core.model import FleetSnapshot, SourceState, SourceStatus
+
+#: How often time-based verdicts are re-judged, and how long to wait before retrying a dead bus.
+TICK_S = 0.5
+RETRY_BUS_S = 3.0
+
+MATCH_RULES = (
+    f"type='signal',sender='{BLUEZ_SERVICE}',interface='{OBJECT_MANAGER}'",
+    f"type='signal',sender='{BLUEZ_SERVICE}',interface='{PROPERTIES}',member='PropertiesChanged'",
+    f"type='signal',sender='{BLUEZ_SERVICE}',interface='{DEVICE}',member='Disconnected'",
+    f"type='signal',sender='{DBUS_SERVICE}',interface='{DBUS_SERVICE}',"
+    f"member='NameOwnerChanged',arg0='{BLUEZ_SERVICE}'",
+)
+
+EventSink = Callable[[list[Event]], None]
+
+
+def unwrap_props(props: dict[str, Any]) -> dict[str, TypedValue]:
+    """{name: Variant} -> {name: (signature, value)}; non-variants get signature '?'."""
+    out: dict[str, TypedValue] = {}
+    for name, value in props.items():
+        if isinstance(value, Variant):
+            out[name] = (value.signature, value.value)
+        else:
+            out[name] = ("?", value)
+    return out
+
+
+def unwrap_interfaces(interfaces: dict[str, Any]) -> dict[str, dict[str, TypedValue]]:
+    return {iface: unwrap_props(props) for iface, props in interfaces.items()}
+
+
+class BluezMirror:
+    """The live source: one D-Bus connection, one ObjectCache, one FleetState."""
+
+    def __init__(
+        self,
+        bus_spec: str = "system",
+        *,
+        include_all: bool = False,
+        clock: Callable[[], float] = time.time,
+        on_events: EventSink | None = None,
+    ) -> None:
+        self.bus_spec = bus_spec
+        self.clock = clock
+        self.cache = ObjectCache()
+        self.state = FleetState(include_all=include_all)
+        self.on_events = on_events
+        self.bus: MessageBus | None = None
+        self.warnings: deque[str] = deque(maxlen=200)
+        self._seen_warnings: set[str] = set()
+        self._owner: str | None = None
+        self._pending_serial: int | None = None
+        self._ready = asyncio.Event()
+
+    # -- public ----------------------------------------------------------------------------
+    def snapshot(self) -> FleetSnapshot:
+        return self.state.snapshot(self.clock())
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait until the first full state from BlueZ is in (False on timeout)."""
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def run(self) -> None:
+        """Mirror forever: reconnect to the bus when it drops, follow BlueZ when it restarts."""
+        ticker = asyncio.create_task(self._tick())
+        try:
+            while True:
+                try:
+                    self.bus = await open_bus(self.bus_spec)
+                except BusUnavailable as exc:
+                    self._set_status(SourceState.ERROR, str(exc))
+                    await asyncio.sleep(RETRY_BUS_S)
+                    continue
+                try:
+                    await self._session(self.bus)
+                finally:
+                    with contextlib.suppress(Exception):
+                        self.bus.disconnect()
+                    self.bus = None
+                self._lost_bluez(f"lost the connection to {describe_bus(self.bus_spec)}")
+                self.state.set_source(
+                    SourceStatus(
+                        SourceState.ERROR,
+                        f"lost the connection to {describe_bus(self.bus_spec)}; reconnecting…",
+                        self.bus_spec,
+                    ),
+                    self.clock(),
+                )
+                await asyncio.sleep(RETRY_BUS_S)
+        finally:
+            ticker.cancel()
+            if self.bus is not None:
+                with contextlib.suppress(Exception):
+                    self.bus.disconnect()
+
+    # -- one bus connection ----------------------------------------------------------------
+    async def _session(self, bus: MessageBus) -> None:
+        bus.add_message_handler(self._on_message)
+        for rule in MATCH_RULES:
+            await call_checked(
+                bus,
+                method_call(DBUS_SERVICE, "/org/freedesktop/DBus", DBUS_SERVICE, "AddMatch", "s",
+                            [rule]),
+            )
+        self._request_objects(bus)
+        await bus.wait_for_disconnect()
+
+    def _request_objects(self, bus: MessageBus) -> None:
+        msg = method_call(BLUEZ_SERVICE, "/", OBJECT_MANAGER, "GetManagedObjects")
+        msg.serial = bus.next_serial()
+        self._pending_serial = msg.serial
+        bus.send(msg)
+
+    # -- message handling (synchronous, in bus order) --------------------------------------
+    def _on_message(self, msg: Message) -> bool:
+        try:
+            self._dispatch(msg)
+        except Exception as exc:  # a buggy peer must never kill the mirror
+            self._warn(f"ignored a malformed {msg.member or msg.message_type.name} message: {exc}")
+        return False
+
+    def _dispatch(self, msg: Message) -> None:
+        if msg.message_type in (MessageType.METHOD_RETURN, MessageType.ERROR):
+            if msg.reply_serial is not None and msg.reply_serial == self._pending_serial:
+                self._pending_serial = None
+                if msg.message_type == MessageType.ERROR:
+                    self._objects_failed(msg)
+                else:
+                    self._owner = msg.sender
+                    self.cache.reset(
+                        {p: unwrap_interfaces(i) for p, i in msg.body[0].items()}
+                    )
+                    self._set_status(SourceState.CONNECTED, self._connected_detail())
+                    self._flush()
+                    self._ready.set()
+            return
+        if msg.message_type != MessageType.SIGNAL:
+            return
+        if msg.member == "NameOwnerChanged" and msg.interface == DBUS_SERVICE:
+            name, _old, new = msg.body
+            if name != BLUEZ_SERVICE:
+                return
+            if new:
+                self._set_status(SourceState.CONNECTING, "BlueZ is back; reading its state…")
+                if self.bus is not None:
+                    self._request_objects(self.bus)
+            else:
+                self._lost_bluez(
+                    "BlueZ left the bus (bluetoothd stopped or restarting); waiting for it "
+                    "to return — check `systemctl status bluetooth`"
+                )
+            return
+        if self._owner is None or msg.sender != self._owner or self._pending_serial is not None:
+            return
+        if msg.interface == OBJECT_MANAGER and msg.member == "InterfacesAdded":
+            path, interfaces = msg.body
+            self.cache.add(path, unwrap_interfaces(interfaces))
+            if any(i.startswith("org.bluez.Adapter") for i in interfaces):
+                self._set_status(SourceState.CONNECTED, self._connected_detail())
+        elif msg.interface == OBJECT_MANAGER and msg.member == "InterfacesRemoved":
+            path, interfaces = msg.body
+            self.cache.remove(path, interfaces)
+            if any(i.startswith("org.bluez.Adapter") for i in interfaces):
+                self._set_status(SourceState.CONNECTED, self._connected_detail())
+        elif msg.interface == PROPERTIES and msg.member == "PropertiesChanged":
+            interface, changed, invalidated = msg.body
+            self.cache.change(msg.path, interface, unwrap_props(changed), invalidated)
+        elif msg.interface == DEVICE and msg.member == "Disconnected":
+            self.state.note_disconnect_reason(msg.path, str(msg.body[0]) if msg.body else "")
+            return
+        else:
+            return
+        self._flush()
+
+    def _objects_failed(self, msg: Message) -> None:
+        if msg.error_name in (
+            "org.freedesktop.DBus.Error.ServiceUnknown",
+            "org.freedesktop.DBus.Error.NameHasNoOwner",
+        ):
+            self._lost_bluez(
+                f"BlueZ (org.bluez) is not running on {describe_bus(self.bus_spec)}: start it "
+                "with `sudo systemctl start bluetooth`; waiting for it to appear"
+            )
+        else:
+            text = msg.body[0] if msg.body else ""
+            self._lost_bluez(f"BlueZ did not answer GetManagedObjects: {msg.error_name} {text}")
+
+    def _lost_bluez(self, detail: str) -> None:
+        self._owner = None
+        self._pending_serial = None
+        self._set_status(SourceState.WAITING, detail)
+        # Keep the last known speakers (as `unknown`) so the operator still sees the fleet.
+        self.cache.take_dirty()
+
+    def _connected_detail(self) -> str:
+        n_adapters = len(self.cache.adapter_paths())
+        where = describe_bus(self.bus_spec)
+        if n_adapters == 0:
+            return (
+                f"BlueZ on {where} has no Bluetooth adapter: plug one in or check "
+                "`rfkill list` and `btmgmt info`"
+            )
+        powered = sum(
+            1 for a in adapters(self.cache) if a.powered is not False
+        )
+        text = f"connected to BlueZ on {where}: {n_adapters} adapter(s)"
+        if powered < n_adapters:
+            text += f", {n_adapters - powered} powered off (`bluetoothctl power on`)"
+        return text
+
+    def _set_status(self, state: SourceState, detail: str) -> None:
+        events = self.state.set_source(SourceStatus(state, detail, self.bus_spec), self.clock())
+        self._emit(events)
+
+    def _flush(self) -> None:
+        dirty, adapters_changed = self.cache.take_dirty()
+        for warning in self.cache.take_warnings():
+            self._warn(warning)
+        if adapters_changed:
+            self.state.set_adapters(adapters(self.cache))
+            if self._owner is not None:
+                self._set_status(SourceState.CONNECTED, self._connected_detail())
+        if not dirty:
+            return
+        now = self.clock()
+        events = self.state.update({p: device_facts(self.cache, p) for p in dirty}, now)
+        self._emit(events)
+
+    def _emit(self, events: list[Event]) -> None:
+        if events and self.on_events is not None:
+            self.on_events(events)
+
+    def _warn(self, text: str) -> None:
+        if text not in self._seen_warnings:
+            self._seen_warnings.add(text)
+            self.warnings.append(text)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self._emit(self.state.reclassify(self.clock()))

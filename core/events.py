@@ -1,0 +1,132 @@
+"""Event types of DESIGN §4.2 and their JSON Lines codec (also the SQLite payload)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from core.model import FleetCounts, Speaker
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of every event; `t` is Unix time in seconds."""
+
+    type: ClassVar[str] = "event"
+    t: float
+
+    def to_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_line(self) -> str:
+        """One JSON Lines record (no trailing newline)."""
+        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotEvent(Event):
+    """The whole fleet at once: first line of `watch --json`."""
+
+    type: ClassVar[str] = "snapshot"
+    counts: FleetCounts
+    speakers: tuple[Speaker, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "t": self.t,
+            "fleet": self.counts.to_json(),
+            "speakers": [s.to_json() for s in self.speakers],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerEvent(Event):
+    """A speaker's row changed (any field)."""
+
+    type: ClassVar[str] = "speaker"
+    speaker: Speaker
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "t": self.t, **self.speaker.to_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent(Event):
+    """Device1.Connected changed; `reason` from Device1.Disconnected where BlueZ sends it."""
+
+    type: ClassVar[str] = "device"
+    address: str
+    connected: bool
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "t": self.t,
+            "address": self.address,
+            "connected": self.connected,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TransportEvent(Event):
+    """The A2DP transport of a speaker changed state, appeared, or went `absent`."""
+
+    type: ClassVar[str] = "transport"
+    address: str
+    state: str
+    codec: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "t": self.t,
+            "address": self.address,
+            "state": self.state,
+            "codec": self.codec,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvent(Event):
+    """The BlueZ source changed state (BlueZ appeared, vanished, or an error). Extension of §4.2."""
+
+    type: ClassVar[str] = "source"
+    state: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "t": self.t, "state": self.state, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent(Event):
+    """An event of a type this version does not model (dropout, probe, action…): kept verbatim."""
+
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.payload)
+
+
+class EventDecodeError(ValueError):
+    """A JSON Lines record that is not an event."""
+
+
+def decode_line(line: str) -> dict[str, Any]:
+    """Parse one JSON Lines record into a dict with at least `type` (str) and `t` (number)."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise EventDecodeError(f"not JSON: {exc.msg} at column {exc.colno}") from exc
+    if not isinstance(obj, dict):
+        raise EventDecodeError("not a JSON object")
+    if not isinstance(obj.get("type"), str):
+        raise EventDecodeError("missing string field 'type'")
+    t = obj.get("t")
+    if not isinstance(t, int | float) or isinstance(t, bool):
+        raise EventDecodeError("missing numeric field 't'")
+    return obj

@@ -1,0 +1,160 @@
+"""FleetState: folds device facts into speakers with verdicts and emits the events of DESIGN §4.2.
+
+Pure: every method takes `now` as data and returns the events it caused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from core.events import DeviceEvent, Event, SnapshotEvent, SourceEvent, SpeakerEvent, TransportEvent
+from core.model import (
+    Adapter,
+    DeviceFacts,
+    FleetCounts,
+    FleetSnapshot,
+    SourceState,
+    SourceStatus,
+    Speaker,
+    Verdict,
+)
+from core.verdict import classify
+
+#: Device1.Disconnected reason names (BlueZ 5.83+) -> the `reason` words of DESIGN §4.2.
+DISCONNECT_REASONS: dict[str, str] = {
+    "org.bluez.Reason.Timeout": "timeout",
+    "org.bluez.Reason.Remote": "remote",
+    "org.bluez.Reason.Local": "local",
+    "org.bluez.Reason.Authentication": "auth",
+    "org.bluez.Reason.Suspend": "suspend",
+    "org.bluez.Reason.Unknown": "unknown",
+}
+
+
+def _transport_state(speaker: Speaker | None) -> str | None:
+    if speaker is None:
+        return None
+    return speaker.transport.state if speaker.transport else "absent"
+
+
+class FleetState:
+    """The current fleet, updated from facts; knows which changes are worth an event."""
+
+    def __init__(self, *, include_all: bool = False) -> None:
+        self.include_all = include_all
+        self.facts: dict[str, DeviceFacts] = {}
+        self.speakers: dict[str, Speaker] = {}
+        self.adapters: tuple[Adapter, ...] = ()
+        self.source = SourceStatus(SourceState.CONNECTING, "connecting to BlueZ…")
+        self.version = 0
+        self._reasons: dict[str, str] = {}
+
+    @property
+    def source_available(self) -> bool:
+        return self.source.state == SourceState.CONNECTED
+
+    def note_disconnect_reason(self, path: str, reason: str) -> None:
+        """Remember Device1.Disconnected's reason for the next Connected -> false of `path`."""
+        self._reasons[path] = DISCONNECT_REASONS.get(reason, "unknown")
+
+    def set_adapters(self, adapters: tuple[Adapter, ...]) -> None:
+        if adapters != self.adapters:
+            self.adapters = adapters
+            self.version += 1
+
+    def update(self, changed: Mapping[str, DeviceFacts | None], now: float) -> list[Event]:
+        """Apply new facts (None = device gone) and return the resulting events."""
+        events: list[Event] = []
+        for path, facts in changed.items():
+            if facts is None or not (facts.is_speaker or self.include_all):
+                self.facts.pop(path, None)
+                gone = self.speakers.pop(path, None)
+                if gone is not None:
+                    self.version += 1
+                    gone = replace(
+                        gone, paired=False, connected=False, verdict=Verdict.DISCONNECTED,
+                        transport=None, changed_t=now,
+                    )
+                    events.append(SpeakerEvent(now, gone))
+                continue
+            self.facts[path] = facts
+            events.extend(self._rejudge(path, facts, now))
+        return events
+
+    def reclassify(self, now: float) -> list[Event]:
+        """Re-judge every speaker (time-based verdicts, source availability)."""
+        events: list[Event] = []
+        for path, facts in self.facts.items():
+            events.extend(self._rejudge(path, facts, now))
+        return events
+
+    def set_source(self, status: SourceStatus, now: float) -> list[Event]:
+        """The BlueZ source changed; all verdicts follow (unknown while BlueZ is away)."""
+        if status == self.source:
+            return []
+        self.source = status
+        self.version += 1
+        return [SourceEvent(now, status.state.value, status.detail), *self.reclassify(now)]
+
+    def counts(self) -> FleetCounts:
+        speakers = list(self.speakers.values())
+        return FleetCounts(
+            speakers=len(speakers),
+            connected=sum(1 for s in speakers if s.connected),
+            streaming=sum(1 for s in speakers if s.verdict == Verdict.STREAMING),
+        )
+
+    def snapshot(self, now: float) -> FleetSnapshot:
+        ordered = sorted(self.speakers.values(), key=lambda s: (s.adapter, s.name.lower(), s.address))
+        return FleetSnapshot(
+            t=now,
+            speakers=tuple(ordered),
+            adapters=self.adapters,
+            source=self.source,
+            counts=self.counts(),
+            version=self.version,
+        )
+
+    def snapshot_event(self, now: float) -> SnapshotEvent:
+        snap = self.snapshot(now)
+        return SnapshotEvent(now, snap.counts, snap.speakers)
+
+    # -- internals -----------------------------------------------------------------------
+    def _rejudge(self, path: str, facts: DeviceFacts, now: float) -> list[Event]:
+        old = self.speakers.get(path)
+        verdict = classify(facts, now, source_available=self.source_available)
+        new = Speaker(
+            path=path,
+            address=facts.address,
+            name=facts.name,
+            adapter=facts.adapter,
+            paired=facts.paired,
+            connected=facts.connected,
+            is_speaker=facts.is_speaker,
+            verdict=verdict,
+            transport=facts.transport,
+            battery=facts.battery,
+            media_pps=facts.media_pps,
+            last_dropout=old.last_dropout if old else None,
+            period_s=old.period_s if old else None,
+            changed_t=old.changed_t if old else now,
+        )
+        if old is not None and replace(new, changed_t=old.changed_t) == old:
+            return []
+        new = replace(new, changed_t=now)
+        self.speakers[path] = new
+        self.version += 1
+        events: list[Event] = []
+        if old is not None and old.connected != new.connected:
+            reason = None if new.connected else self._reasons.pop(path, None)
+            events.append(DeviceEvent(now, new.address, new.connected, reason))
+        old_state, new_state = _transport_state(old), _transport_state(new)
+        if old is not None and (
+            old_state != new_state
+            or (old.transport and new.transport and old.transport.codec != new.transport.codec)
+        ):
+            codec = new.transport.codec if new.transport else None
+            events.append(TransportEvent(now, new.address, new_state or "absent", codec))
+        events.append(SpeakerEvent(now, new))
+        return events

@@ -1,0 +1,168 @@
+"""Immutable domain values: adapters, A2DP transports, speakers and the fleet snapshot the UI renders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Verdict(StrEnum):
+    """The per-speaker truth of DESIGN §3, from best to worst."""
+
+    STREAMING = "streaming"
+    STALLED = "stalled"
+    CONNECTED_IDLE = "connected-idle"
+    PENDING = "pending"
+    NO_A2DP = "no-a2dp"
+    DISCONNECTED = "disconnected"
+    UNKNOWN = "unknown"
+
+
+#: One sentence per verdict, shown in the detail view and `?` help.
+VERDICT_MEANING: dict[Verdict, str] = {
+    Verdict.STREAMING: "connected and its A2DP transport is active: it gets audio",
+    Verdict.STALLED: "transport active but no media is flowing: it is silent",
+    Verdict.CONNECTED_IDLE: "linked, A2DP transport idle: shows Connected but gets no audio",
+    Verdict.PENDING: "A2DP transport is starting (pending)",
+    Verdict.NO_A2DP: "linked without any A2DP transport (only HFP/AVRCP): gets no audio",
+    Verdict.DISCONNECTED: "paired but not connected",
+    Verdict.UNKNOWN: "no data: BlueZ is not running or the adapter is off",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Adapter:
+    """A local Bluetooth controller (org.bluez.Adapter1)."""
+
+    path: str
+    name: str
+    address: str | None = None
+    alias: str | None = None
+    powered: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """The A2DP media transport BlueZ set up towards a speaker (org.bluez.MediaTransport1)."""
+
+    path: str
+    state: str
+    codec: str | None = None
+    delay_ms: float | None = None
+    volume: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "codec": self.codec,
+            "delay_ms": self.delay_ms,
+            "volume": self.volume,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceFacts:
+    """What BlueZ (and, later, HCI and probes) says about one device, before judging it."""
+
+    path: str
+    address: str
+    name: str
+    adapter: str
+    adapter_powered: bool | None
+    paired: bool
+    connected: bool
+    is_speaker: bool
+    transport: Transport | None
+    battery: int | None = None
+    #: Media packets per second from HCI, None when no HCI source runs.
+    media_pps: float | None = None
+    #: Unix time of the last A2DP media packet seen on HCI, None when unknown.
+    last_media_t: float | None = None
+    #: True when the most recent probe did not hear this speaker.
+    probe_missed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Speaker:
+    """One row of the fleet table: facts plus the verdict, as of `changed_t`."""
+
+    path: str
+    address: str
+    name: str
+    adapter: str
+    paired: bool
+    connected: bool
+    is_speaker: bool
+    verdict: Verdict
+    transport: Transport | None
+    battery: int | None
+    media_pps: float | None
+    last_dropout: float | None
+    period_s: float | None
+    #: Unix time of the last change of anything shown for this speaker.
+    changed_t: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The Speaker object of DESIGN §4.2."""
+        return {
+            "address": self.address,
+            "name": self.name,
+            "adapter": self.adapter,
+            "paired": self.paired,
+            "connected": self.connected,
+            "verdict": self.verdict.value,
+            "transport": self.transport.to_json() if self.transport else None,
+            "battery": self.battery,
+            "media_pps": self.media_pps,
+            "last_dropout": self.last_dropout,
+            "period_s": self.period_s,
+        }
+
+
+class SourceState(StrEnum):
+    """What the BlueZ source is doing, for the status bar and `source` events."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    WAITING = "waiting"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """The BlueZ source's state with a human sentence (what is wrong and what to do)."""
+
+    state: SourceState
+    detail: str
+    bus: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FleetCounts:
+    """The numbers behind the fleet line."""
+
+    speakers: int
+    connected: int
+    streaming: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"speakers": self.speakers, "connected": self.connected, "streaming": self.streaming}
+
+    def line(self) -> str:
+        """'3 of 5 connected speakers streaming', the fleet line of DESIGN §3."""
+        noun = "speaker" if self.connected == 1 else "speakers"
+        return f"{self.streaming} of {self.connected} connected {noun} streaming"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSnapshot:
+    """Everything the UI shows at one instant; rendered on a timer, never mutated."""
+
+    t: float
+    speakers: tuple[Speaker, ...]
+    adapters: tuple[Adapter, ...]
+    source: SourceStatus
+    counts: FleetCounts = field(default_factory=lambda: FleetCounts(0, 0, 0))
+    #: Bumped on every change, so a renderer can skip identical snapshots cheaply.
+    version: int = 0

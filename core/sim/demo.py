@@ -1,0 +1,74 @@
+"""DemoFleet: a private dbus-daemon plus the fake BlueZ in a child process, started and stopped together."""
+
+from __future__ import annotations
+
+import select
+import subprocess
+import sys
+from types import TracebackType
+
+from core.sim.daemon import DemoUnavailable, PrivateBus, child_env
+
+
+class DemoFleet:
+    """`with DemoFleet(speed=10) as address:` gives a bus where org.bluez is the demo fleet."""
+
+    def __init__(self, scenario: str = "default", speed: float = 1.0, *,
+                 extra_args: list[str] | None = None) -> None:
+        self.scenario = scenario
+        self.speed = speed
+        self.extra_args = extra_args or []
+        self.bus = PrivateBus()
+        self.proc: subprocess.Popen[str] | None = None
+
+    @property
+    def address(self) -> str:
+        return self.bus.address
+
+    def start(self) -> str:
+        address = self.bus.start()
+        self.start_service()
+        return address
+
+    def start_service(self) -> None:
+        """(Re)start the fake bluetoothd on the running bus."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "core.sim", "--address", self.bus.address,
+             "--scenario", self.scenario, "--speed", str(self.speed), *self.extra_args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
+        line = self.proc.stdout.readline().strip() if ready else ""
+        if line != "ready":
+            err = ""
+            if self.proc.poll() is not None and self.proc.stderr is not None:
+                err = self.proc.stderr.read().strip().splitlines()[-1:][0:1]  # type: ignore[assignment]
+            self.stop()
+            raise DemoUnavailable(f"the demo fleet did not start: {err or 'no answer in 20 s'}")
+
+    def stop_service(self) -> None:
+        """Stop the fake bluetoothd (like `systemctl stop bluetooth`), keeping the bus."""
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()
+            self.proc = None
+
+    def stop(self) -> None:
+        self.stop_service()
+        self.bus.stop()
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

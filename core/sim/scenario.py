@@ -1,0 +1,118 @@
+"""Scenarios for the fake BlueZ: the default demo fleet and synthetic fleets for tests/benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from core.sim.fake_bluez import FakeBluez, SimDevice
+
+#: The seed case of DESIGN §1: one speaker drops every 4.7 min (a firmware buffer timeout).
+DROP_PERIOD_S: Final = 282.0
+#: Seconds into the demo before the dropper's first drop (so a newcomer sees one soon).
+FIRST_DROP_S: Final = 45.0
+#: How long the dropper stays away before bluetoothd brings it back.
+DROP_OUTAGE_S: Final = 6.0
+
+DEFAULT_FLEET: Final = (
+    SimDevice("00:1A:7D:DA:71:01", "Stage Left", "hci0", codec="SBC", delay_tenth_ms=1720,
+              battery=81),
+    SimDevice("00:1A:7D:DA:71:02", "Stage Right", "hci0", codec="AAC", delay_tenth_ms=1450),
+    SimDevice("00:1A:7D:DA:71:03", "Sub Bass", "hci0", codec="aptX LL", delay_tenth_ms=380,
+              volume=110),
+    SimDevice("F4:4E:FD:10:22:04", "Bar", "hci1", codec="SBC", transport_state="idle",
+              delay_tenth_ms=1800),
+    SimDevice("F4:4E:FD:10:22:05", "Patio", "hci1", has_a2dp=False, transport_state=None,
+              battery=9),
+    SimDevice("F4:4E:FD:10:22:06", "Green Room", "hci1", codec="AAC", connected=False,
+              transport_state=None, connect_failure=None),
+    SimDevice("F4:4E:FD:10:22:07", "Lobby", "hci1", codec="SBC", transport_state="pending"),
+    SimDevice("5C:F3:70:99:00:08", "Spare", "hci2", codec="SBC", connected=False,
+              transport_state=None),
+)
+#: The speaker that drops every DROP_PERIOD_S.
+DROPPER: Final = "00:1A:7D:DA:71:03"
+
+
+def build_default(fake: FakeBluez) -> None:
+    """Two live adapters and a switched-off dongle; every verdict but `stalled` is visible."""
+    fake.add_adapter("hci0", "B8:27:EB:00:00:01", alias="stage-pi")
+    fake.add_adapter("hci1", "00:E0:4C:00:00:02", alias="usb-dongle")
+    fake.add_adapter("hci2", "00:E0:4C:00:00:03", alias="spare-dongle", powered=False)
+    for dev in DEFAULT_FLEET:
+        fake.add_device(SimDevice(**{f: getattr(dev, f) for f in dev.__dataclass_fields__}))
+
+
+async def run_default(fake: FakeBluez) -> None:
+    """The default timeline: the periodic dropper and a slowly draining battery."""
+    build_default(fake)
+    await asyncio.gather(_periodic_dropper(fake), _battery_drain(fake, "F4:4E:FD:10:22:05"))
+
+
+async def _periodic_dropper(fake: FakeBluez) -> None:
+    await fake.sleep(FIRST_DROP_S)
+    while True:
+        fake.drop_link(DROPPER)
+        await fake.sleep(DROP_OUTAGE_S)
+        await fake.reconnect(DROPPER)
+        await fake.sleep(DROP_PERIOD_S - DROP_OUTAGE_S)
+
+
+async def _battery_drain(fake: FakeBluez, address: str) -> None:
+    while True:
+        await fake.sleep(600)
+        dev = fake.devices[address]
+        if dev.battery:
+            fake.set_battery(address, dev.battery - 1)
+
+
+def build_load(fake: FakeBluez, speakers: int, adapters: int = 2) -> list[str]:
+    """A synthetic fleet of `speakers` streaming speakers spread over `adapters` adapters."""
+    for index in range(adapters):
+        fake.add_adapter(f"hci{index}", f"00:00:00:00:00:{index:02X}")
+    addresses = []
+    for index in range(speakers):
+        address = f"10:00:00:00:{index // 256:02X}:{index % 256:02X}"
+        fake.add_device(SimDevice(address, f"Speaker {index:03d}", f"hci{index % adapters}",
+                                  codec=("SBC", "AAC", "aptX LL")[index % 3]))
+        addresses.append(address)
+    return addresses
+
+
+async def run_load(fake: FakeBluez, speakers: int, rate_hz: float, seed: int = 1) -> None:
+    """Every speaker changes its volume `rate_hz` times a second (a busy fleet)."""
+    addresses = build_load(fake, speakers)
+    rng = random.Random(seed)
+    tick_s = 0.05
+    loop = asyncio.get_running_loop()
+    start, done = loop.time(), 0
+    while True:
+        await asyncio.sleep(tick_s)
+        due = int((loop.time() - start) * rate_hz * speakers * fake.speed) - done
+        for _ in range(due):
+            fake.set_volume(rng.choice(addresses), rng.randrange(0, 128))
+        done += due
+
+
+async def run_empty(fake: FakeBluez) -> None:
+    """BlueZ with no adapter at all."""
+    await asyncio.Event().wait()
+
+
+async def run_powered_off(fake: FakeBluez) -> None:
+    """One adapter, switched off, with two paired speakers."""
+    fake.add_adapter("hci0", "B8:27:EB:00:00:01", powered=False)
+    fake.add_device(SimDevice("00:1A:7D:DA:71:01", "Stage Left", connected=False,
+                              transport_state=None))
+    fake.add_device(SimDevice("00:1A:7D:DA:71:02", "Stage Right", connected=False,
+                              transport_state=None))
+    await asyncio.Event().wait()
+
+
+SCENARIOS: Final[dict[str, Callable[[FakeBluez], Awaitable[None]]]] = {
+    "default": run_default,
+    "empty": run_empty,
+    "powered-off": run_powered_off,
+}

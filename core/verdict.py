@@ -1,0 +1,32 @@
+"""classify(): the per-speaker verdict of DESIGN §3 from facts and the time, nothing else."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from core.model import DeviceFacts, Verdict
+
+#: DESIGN §3: an active transport with no HCI media for this long is `stalled`.
+STALL_AFTER_S: Final = 1.0
+
+
+def classify(facts: DeviceFacts, now: float, *, source_available: bool = True) -> Verdict:
+    """Judge one device: is it really streaming, or only looking connected?"""
+    if not source_available or facts.adapter_powered is False:
+        return Verdict.UNKNOWN
+    if not facts.connected:
+        return Verdict.DISCONNECTED
+    transport = facts.transport
+    if transport is None:
+        return Verdict.NO_A2DP
+    if transport.state in ("active", "broadcasting"):
+        if facts.probe_missed:
+            return Verdict.STALLED
+        if facts.media_pps is not None and (
+            facts.last_media_t is None or now - facts.last_media_t >= STALL_AFTER_S
+        ):
+            return Verdict.STALLED
+        return Verdict.STREAMING
+    if transport.state == "pending":
+        return Verdict.PENDING
+    return Verdict.CONNECTED_IDLE
