@@ -73,8 +73,12 @@ class FleetState:
                 if gone is not None:
                     self.version += 1
                     gone = replace(
-                        gone, paired=False, connected=False, verdict=Verdict.DISCONNECTED,
-                        transport=None, changed_t=now,
+                        gone,
+                        paired=False,
+                        connected=False,
+                        verdict=Verdict.DISCONNECTED,
+                        transport=None,
+                        changed_t=now,
                     )
                     events.append(SpeakerEvent(now, gone))
                 continue
@@ -106,7 +110,9 @@ class FleetState:
         )
 
     def snapshot(self, now: float) -> FleetSnapshot:
-        ordered = sorted(self.speakers.values(), key=lambda s: (s.adapter, s.name.lower(), s.address))
+        ordered = sorted(
+            self.speakers.values(), key=lambda s: (s.adapter, s.name.lower(), s.address)
+        )
         return FleetSnapshot(
             t=now,
             speakers=tuple(ordered),

@@ -1,4 +1,4 @@
-"""Immutable domain values: adapters, A2DP transports, speakers and the fleet snapshot the UI renders."""
+"""Immutable domain values: adapters, A2DP transports, speakers, the fleet snapshot."""
 
 from __future__ import annotations
 

@@ -63,11 +63,14 @@ class BluezMirror:
         self,
         bus_spec: str = "system",
         *,
+        bus_label: str = "",
         include_all: bool = False,
         clock: Callable[[], float] = time.time,
         on_events: EventSink | None = None,
     ) -> None:
         self.bus_spec = bus_spec
+        #: How the bus is named in status lines ("the system bus", "the demo's private bus").
+        self.where = bus_label or describe_bus(bus_spec)
         self.clock = clock
         self.cache = ObjectCache()
         self.state = FleetState(include_all=include_all)
@@ -82,6 +85,13 @@ class BluezMirror:
     # -- public ----------------------------------------------------------------------------
     def snapshot(self) -> FleetSnapshot:
         return self.state.snapshot(self.clock())
+
+    def set_include_all(self, include_all: bool) -> None:
+        """Show every paired device (True) or only speakers; re-derives every row."""
+        self.state.include_all = include_all
+        now = self.clock()
+        paths = set(self.cache.device_paths()) | set(self.state.speakers)
+        self._emit(self.state.update({p: device_facts(self.cache, p) for p in paths}, now))
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until the first full state from BlueZ is in (False on timeout)."""
@@ -108,15 +118,7 @@ class BluezMirror:
                     with contextlib.suppress(Exception):
                         self.bus.disconnect()
                     self.bus = None
-                self._lost_bluez(f"lost the connection to {describe_bus(self.bus_spec)}")
-                self.state.set_source(
-                    SourceStatus(
-                        SourceState.ERROR,
-                        f"lost the connection to {describe_bus(self.bus_spec)}; reconnecting…",
-                        self.bus_spec,
-                    ),
-                    self.clock(),
-                )
+                self._lost_bluez(f"lost the connection to {self.where}; reconnecting…")
                 await asyncio.sleep(RETRY_BUS_S)
         finally:
             ticker.cancel()
@@ -130,8 +132,9 @@ class BluezMirror:
         for rule in MATCH_RULES:
             await call_checked(
                 bus,
-                method_call(DBUS_SERVICE, "/org/freedesktop/DBus", DBUS_SERVICE, "AddMatch", "s",
-                            [rule]),
+                method_call(
+                    DBUS_SERVICE, "/org/freedesktop/DBus", DBUS_SERVICE, "AddMatch", "s", [rule]
+                ),
             )
         self._request_objects(bus)
         await bus.wait_for_disconnect()
@@ -158,9 +161,7 @@ class BluezMirror:
                     self._objects_failed(msg)
                 else:
                     self._owner = msg.sender
-                    self.cache.reset(
-                        {p: unwrap_interfaces(i) for p, i in msg.body[0].items()}
-                    )
+                    self.cache.reset({p: unwrap_interfaces(i) for p, i in msg.body[0].items()})
                     self._set_status(SourceState.CONNECTED, self._connected_detail())
                     self._flush()
                     self._ready.set()
@@ -209,7 +210,7 @@ class BluezMirror:
             "org.freedesktop.DBus.Error.NameHasNoOwner",
         ):
             self._lost_bluez(
-                f"BlueZ (org.bluez) is not running on {describe_bus(self.bus_spec)}: start it "
+                f"BlueZ (org.bluez) is not running on {self.where}: start it "
                 "with `sudo systemctl start bluetooth`; waiting for it to appear"
             )
         else:
@@ -225,15 +226,13 @@ class BluezMirror:
 
     def _connected_detail(self) -> str:
         n_adapters = len(self.cache.adapter_paths())
-        where = describe_bus(self.bus_spec)
+        where = self.where
         if n_adapters == 0:
             return (
                 f"BlueZ on {where} has no Bluetooth adapter: plug one in or check "
                 "`rfkill list` and `btmgmt info`"
             )
-        powered = sum(
-            1 for a in adapters(self.cache) if a.powered is not False
-        )
+        powered = sum(1 for a in adapters(self.cache) if a.powered is not False)
         text = f"connected to BlueZ on {where}: {n_adapters} adapter(s)"
         if powered < n_adapters:
             text += f", {n_adapters - powered} powered off (`bluetoothctl power on`)"

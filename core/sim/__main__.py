@@ -29,16 +29,17 @@ async def serve(address: str, scenario: str, speed: float, speakers: int, rate: 
     if scenario == "load":
         task = asyncio.create_task(run_load(fake, speakers, rate))
     else:
-        task = asyncio.create_task(SCENARIOS[scenario](fake))
+        task = asyncio.ensure_future(SCENARIOS[scenario](fake))
     await asyncio.sleep(0)  # let the scenario build its objects before saying ready
     print("ready", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await asyncio.wait([task, asyncio.create_task(stop.wait()),
-                        asyncio.create_task(bus.wait_for_disconnect())],
-                       return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(
+        [task, asyncio.create_task(stop.wait()), asyncio.create_task(bus.wait_for_disconnect())],
+        return_when=asyncio.FIRST_COMPLETED,
+    )
     task.cancel()
     with contextlib.suppress(Exception):
         bus.disconnect()
@@ -50,8 +51,9 @@ def main() -> None:
     parser.add_argument("--scenario", default="default", choices=[*SCENARIOS, "load"])
     parser.add_argument("--speed", type=float, default=1.0, help="run the timeline X times faster")
     parser.add_argument("--speakers", type=int, default=100, help="load scenario: fleet size")
-    parser.add_argument("--rate", type=float, default=10.0,
-                        help="load scenario: changes per second per speaker")
+    parser.add_argument(
+        "--rate", type=float, default=10.0, help="load scenario: changes per second per speaker"
+    )
     args = parser.parse_args()
     asyncio.run(serve(args.address, args.scenario, args.speed, args.speakers, args.rate))
 

@@ -1,4 +1,4 @@
-"""DemoFleet: a private dbus-daemon plus the fake BlueZ in a child process, started and stopped together."""
+"""DemoFleet: a private dbus-daemon plus the fake BlueZ in a child process, run together."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from core.sim.daemon import DemoUnavailable, PrivateBus, child_env
 class DemoFleet:
     """`with DemoFleet(speed=10) as address:` gives a bus where org.bluez is the demo fleet."""
 
-    def __init__(self, scenario: str = "default", speed: float = 1.0, *,
-                 extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self, scenario: str = "default", speed: float = 1.0, *, extra_args: list[str] | None = None
+    ) -> None:
         self.scenario = scenario
         self.speed = speed
         self.extra_args = extra_args or []
@@ -33,9 +34,22 @@ class DemoFleet:
     def start_service(self) -> None:
         """(Re)start the fake bluetoothd on the running bus."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "core.sim", "--address", self.bus.address,
-             "--scenario", self.scenario, "--speed", str(self.speed), *self.extra_args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+            [
+                sys.executable,
+                "-m",
+                "core.sim",
+                "--address",
+                self.bus.address,
+                "--scenario",
+                self.scenario,
+                "--speed",
+                str(self.speed),
+                *self.extra_args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(),
             start_new_session=True,
         )
         assert self.proc.stdout is not None
@@ -69,6 +83,10 @@ class DemoFleet:
     def __enter__(self) -> str:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()

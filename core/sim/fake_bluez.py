@@ -34,10 +34,10 @@ COD_LOUDSPEAKER: Final = 0x240414
 CODEC_WIRE: Final[dict[str, tuple[int, bytes]]] = {
     "SBC": (0x00, bytes([0x21, 0x15, 0x02, 0x35])),
     "AAC": (0x02, bytes([0x80, 0x01, 0x8C, 0x84, 0xE2, 0x00])),
-    "aptX": (0xFF, bytes.fromhex("4f000000" "0100") + b"\x22"),
-    "aptX HD": (0xFF, bytes.fromhex("d7000000" "2400") + b"\x22\x00\x00\x00\x00"),
-    "aptX LL": (0xFF, bytes.fromhex("0a000000" "0200") + b"\x22\x00"),
-    "LDAC": (0xFF, bytes.fromhex("2d010000" "aa00") + b"\x04\x07"),
+    "aptX": (0xFF, bytes.fromhex("4f0000000100") + b"\x22"),
+    "aptX HD": (0xFF, bytes.fromhex("d70000002400") + b"\x22\x00\x00\x00\x00"),
+    "aptX LL": (0xFF, bytes.fromhex("0a0000000200") + b"\x22\x00"),
+    "LDAC": (0xFF, bytes.fromhex("2d010000aa00") + b"\x04\x07"),
 }
 
 
@@ -88,51 +88,65 @@ class FakeBluez:
         tree.add_object("/org/bluez", {"org.bluez.AgentManager1": {}})
 
     # -- building the fleet ----------------------------------------------------------------
-    def add_adapter(self, name: str, address: str, *, alias: str | None = None,
-                    powered: bool = True) -> None:
-        self.tree.add_object(f"/org/bluez/{name}", {ADAPTER: {
-            "Address": Variant("s", address),
-            "AddressType": Variant("s", "public"),
-            "Name": Variant("s", alias or name),
-            "Alias": Variant("s", alias or name),
-            "Class": Variant("u", 0x6C0414),
-            "Powered": Variant("b", powered),
-            "PowerState": Variant("s", "on" if powered else "off"),
-            "Discoverable": Variant("b", False),
-            "Pairable": Variant("b", True),
-            "Discovering": Variant("b", False),
-            "UUIDs": Variant("as", [A2DP_SOURCE_UUID]),
-        }})
+    def add_adapter(
+        self, name: str, address: str, *, alias: str | None = None, powered: bool = True
+    ) -> None:
+        self.tree.add_object(
+            f"/org/bluez/{name}",
+            {
+                ADAPTER: {
+                    "Address": Variant("s", address),
+                    "AddressType": Variant("s", "public"),
+                    "Name": Variant("s", alias or name),
+                    "Alias": Variant("s", alias or name),
+                    "Class": Variant("u", 0x6C0414),
+                    "Powered": Variant("b", powered),
+                    "PowerState": Variant("s", "on" if powered else "off"),
+                    "Discoverable": Variant("b", False),
+                    "Pairable": Variant("b", True),
+                    "Discovering": Variant("b", False),
+                    "UUIDs": Variant("as", [A2DP_SOURCE_UUID]),
+                }
+            },
+        )
 
     def set_adapter_powered(self, name: str, powered: bool) -> None:
-        self.tree.set_props(f"/org/bluez/{name}", ADAPTER, {
-            "Powered": Variant("b", powered),
-            "PowerState": Variant("s", "on" if powered else "off"),
-        })
+        self.tree.set_props(
+            f"/org/bluez/{name}",
+            ADAPTER,
+            {
+                "Powered": Variant("b", powered),
+                "PowerState": Variant("s", "on" if powered else "off"),
+            },
+        )
 
     def add_device(self, dev: SimDevice) -> None:
         self.devices[dev.address] = dev
         path = device_path(dev.adapter, dev.address)
-        interfaces: dict[str, dict[str, Variant]] = {DEVICE: {
-            "Address": Variant("s", dev.address),
-            "AddressType": Variant("s", "public"),
-            "Name": Variant("s", dev.name),
-            "Alias": Variant("s", dev.name),
-            "Class": Variant("u", COD_LOUDSPEAKER),
-            "Icon": Variant("s", "audio-card"),
-            "Paired": Variant("b", dev.paired),
-            "Bonded": Variant("b", dev.paired),
-            "Trusted": Variant("b", True),
-            "Blocked": Variant("b", False),
-            "LegacyPairing": Variant("b", False),
-            "Connected": Variant("b", dev.connected),
-            "ServicesResolved": Variant("b", dev.connected),
-            "UUIDs": Variant("as", dev.uuids),
-            "Adapter": Variant("o", f"/org/bluez/{dev.adapter}"),
-        }}
+        interfaces: dict[str, dict[str, Variant]] = {
+            DEVICE: {
+                "Address": Variant("s", dev.address),
+                "AddressType": Variant("s", "public"),
+                "Name": Variant("s", dev.name),
+                "Alias": Variant("s", dev.name),
+                "Class": Variant("u", COD_LOUDSPEAKER),
+                "Icon": Variant("s", "audio-card"),
+                "Paired": Variant("b", dev.paired),
+                "Bonded": Variant("b", dev.paired),
+                "Trusted": Variant("b", True),
+                "Blocked": Variant("b", False),
+                "LegacyPairing": Variant("b", False),
+                "Connected": Variant("b", dev.connected),
+                "ServicesResolved": Variant("b", dev.connected),
+                "UUIDs": Variant("as", dev.uuids),
+                "Adapter": Variant("o", f"/org/bluez/{dev.adapter}"),
+            }
+        }
         if dev.battery is not None:
-            interfaces[BATTERY] = {"Percentage": Variant("y", dev.battery),
-                                   "Source": Variant("s", "HFP")}
+            interfaces[BATTERY] = {
+                "Percentage": Variant("y", dev.battery),
+                "Source": Variant("s", "HFP"),
+            }
         self.tree.add_object(path, interfaces)
         if dev.connected and dev.has_a2dp and dev.transport_state is not None:
             self._add_transport(dev, dev.transport_state)
@@ -165,8 +179,9 @@ class FakeBluez:
     def set_battery(self, address: str, percentage: int) -> None:
         dev = self.devices[address]
         dev.battery = percentage
-        self.tree.set_props(device_path(dev.adapter, address), BATTERY,
-                            {"Percentage": Variant("y", percentage)})
+        self.tree.set_props(
+            device_path(dev.adapter, address), BATTERY, {"Percentage": Variant("y", percentage)}
+        )
 
     def set_volume(self, address: str, volume: int) -> None:
         dev = self.devices[address]
@@ -183,8 +198,11 @@ class FakeBluez:
         # BlueZ >= 5.83 says why before Connected goes false.
         self.tree.emit(path, DEVICE, "Disconnected", "ss", [reason, "disconnected"])
         dev.connected = False
-        self.tree.set_props(path, DEVICE, {"Connected": Variant("b", False),
-                                           "ServicesResolved": Variant("b", False)})
+        self.tree.set_props(
+            path,
+            DEVICE,
+            {"Connected": Variant("b", False), "ServicesResolved": Variant("b", False)},
+        )
 
     async def reconnect(self, address: str, *, play: bool = True) -> None:
         """What bluetoothd does after a link loss or a Connect(): link, then A2DP setup."""
@@ -242,15 +260,20 @@ class FakeBluez:
         codec, config = CODEC_WIRE[dev.codec]
         device = device_path(dev.adapter, dev.address)
         path = f"{device}/sep1/fd{next(self._fd)}"
-        self.tree.add_object(path, {TRANSPORT: {
-            "Device": Variant("o", device),
-            "UUID": Variant("s", A2DP_SOURCE_UUID),
-            "Codec": Variant("y", codec),
-            "Configuration": Variant("ay", config),
-            "State": Variant("s", state),
-            "Delay": Variant("q", dev.delay_tenth_ms),
-            "Volume": Variant("q", dev.volume),
-        }})
+        self.tree.add_object(
+            path,
+            {
+                TRANSPORT: {
+                    "Device": Variant("o", device),
+                    "UUID": Variant("s", A2DP_SOURCE_UUID),
+                    "Codec": Variant("y", codec),
+                    "Configuration": Variant("ay", config),
+                    "State": Variant("s", state),
+                    "Delay": Variant("q", dev.delay_tenth_ms),
+                    "Volume": Variant("q", dev.volume),
+                }
+            },
+        )
         dev.transport_state = state
 
     def _remove_transport(self, dev: SimDevice) -> None:

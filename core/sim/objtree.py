@@ -51,8 +51,9 @@ class ObjectTree:
     def add_object(self, path: str, interfaces: dict[str, Props]) -> None:
         obj = self.objects.setdefault(path, {})
         obj.update({name: dict(props) for name, props in interfaces.items()})
-        self.emit(self.manager_path, OBJECT_MANAGER, "InterfacesAdded", "oa{sa{sv}}",
-                  [path, interfaces])
+        self.emit(
+            self.manager_path, OBJECT_MANAGER, "InterfacesAdded", "oa{sa{sv}}", [path, interfaces]
+        )
 
     def remove_object(self, path: str, interfaces: list[str] | None = None) -> None:
         obj = self.objects.get(path)
@@ -76,8 +77,13 @@ class ObjectTree:
         for name in invalidated or []:
             props.pop(name, None)
         if really or invalidated:
-            self.emit(path, PROPERTIES, "PropertiesChanged", "sa{sv}as",
-                      [interface, really, list(invalidated or [])])
+            self.emit(
+                path,
+                PROPERTIES,
+                "PropertiesChanged",
+                "sa{sv}as",
+                [interface, really, list(invalidated or [])],
+            )
 
     def get(self, path: str, interface: str, name: str) -> Any:
         variant = self.objects.get(path, {}).get(interface, {}).get(name)
@@ -97,8 +103,9 @@ class ObjectTree:
         try:
             if msg.interface == OBJECT_MANAGER and msg.member == "GetManagedObjects":
                 prefix = msg.path.rstrip("/") + "/"
-                managed = {p: o for p, o in self.objects.items()
-                           if p.startswith(prefix) or msg.path == "/"}
+                managed = {
+                    p: o for p, o in self.objects.items() if p.startswith(prefix) or msg.path == "/"
+                }
                 return Message.new_method_return(msg, "a{oa{sa{sv}}}", [managed])
             if msg.interface == PROPERTIES:
                 return self._properties(msg)
@@ -107,8 +114,10 @@ class ObjectTree:
             impl = self.methods.get((msg.interface or "", msg.member or ""))
             if impl is None or not self.has(msg.path, msg.interface):
                 return Message.new_error(
-                    msg, "org.freedesktop.DBus.Error.UnknownMethod",
-                    f"no method {msg.interface}.{msg.member} on {msg.path}")
+                    msg,
+                    "org.freedesktop.DBus.Error.UnknownMethod",
+                    f"no method {msg.interface}.{msg.member} on {msg.path}",
+                )
         except MethodError as exc:
             return Message.new_error(msg, exc.name, exc.text)
         task = asyncio.get_running_loop().create_task(self._run(impl, msg))
@@ -155,15 +164,21 @@ class ObjectTree:
 
     def _introspect(self, path: str) -> str:
         prefix = path.rstrip("/") + "/"
-        children = sorted({p[len(prefix):].split("/", 1)[0]
-                           for p in self.objects if p.startswith(prefix)})
-        parts = ['<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"'
-                 ' "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">', "<node>"]
+        children = sorted(
+            {p[len(prefix) :].split("/", 1)[0] for p in self.objects if p.startswith(prefix)}
+        )
+        parts = [
+            '<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"'
+            ' "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">',
+            "<node>",
+        ]
         for interface, props in self.objects.get(path, {}).items():
             parts.append(f"<interface name={quoteattr(interface)}>")
             for name, variant in props.items():
-                parts.append(f"<property name={quoteattr(name)} "
-                             f"type={quoteattr(variant.signature)} access=\"read\"/>")
+                parts.append(
+                    f"<property name={quoteattr(name)} "
+                    f'type={quoteattr(variant.signature)} access="read"/>'
+                )
             parts.append("</interface>")
         parts.extend(f"<node name={quoteattr(child)}/>" for child in children)
         parts.append("</node>")

@@ -1,4 +1,4 @@
-"""Scenarios for the fake BlueZ: the default demo fleet and synthetic fleets for tests/benchmarks."""
+"""Scenarios for the fake BlueZ: the default demo fleet and synthetic fleets for tests."""
 
 from __future__ import annotations
 
@@ -17,20 +17,32 @@ FIRST_DROP_S: Final = 45.0
 DROP_OUTAGE_S: Final = 6.0
 
 DEFAULT_FLEET: Final = (
-    SimDevice("00:1A:7D:DA:71:01", "Stage Left", "hci0", codec="SBC", delay_tenth_ms=1720,
-              battery=81),
+    SimDevice(
+        "00:1A:7D:DA:71:01", "Stage Left", "hci0", codec="SBC", delay_tenth_ms=1720, battery=81
+    ),
     SimDevice("00:1A:7D:DA:71:02", "Stage Right", "hci0", codec="AAC", delay_tenth_ms=1450),
-    SimDevice("00:1A:7D:DA:71:03", "Sub Bass", "hci0", codec="aptX LL", delay_tenth_ms=380,
-              volume=110),
-    SimDevice("F4:4E:FD:10:22:04", "Bar", "hci1", codec="SBC", transport_state="idle",
-              delay_tenth_ms=1800),
-    SimDevice("F4:4E:FD:10:22:05", "Patio", "hci1", has_a2dp=False, transport_state=None,
-              battery=9),
-    SimDevice("F4:4E:FD:10:22:06", "Green Room", "hci1", codec="AAC", connected=False,
-              transport_state=None, connect_failure=None),
+    SimDevice(
+        "00:1A:7D:DA:71:03", "Sub Bass", "hci0", codec="aptX LL", delay_tenth_ms=380, volume=110
+    ),
+    SimDevice(
+        "F4:4E:FD:10:22:04", "Bar", "hci1", codec="SBC", transport_state="idle", delay_tenth_ms=1800
+    ),
+    SimDevice(
+        "F4:4E:FD:10:22:05", "Patio", "hci1", has_a2dp=False, transport_state=None, battery=9
+    ),
+    SimDevice(
+        "F4:4E:FD:10:22:06",
+        "Green Room",
+        "hci1",
+        codec="AAC",
+        connected=False,
+        transport_state=None,
+        connect_failure=None,
+    ),
     SimDevice("F4:4E:FD:10:22:07", "Lobby", "hci1", codec="SBC", transport_state="pending"),
-    SimDevice("5C:F3:70:99:00:08", "Spare", "hci2", codec="SBC", connected=False,
-              transport_state=None),
+    SimDevice(
+        "5C:F3:70:99:00:08", "Spare", "hci2", codec="SBC", connected=False, transport_state=None
+    ),
 )
 #: The speaker that drops every DROP_PERIOD_S.
 DROPPER: Final = "00:1A:7D:DA:71:03"
@@ -75,8 +87,14 @@ def build_load(fake: FakeBluez, speakers: int, adapters: int = 2) -> list[str]:
     addresses = []
     for index in range(speakers):
         address = f"10:00:00:00:{index // 256:02X}:{index % 256:02X}"
-        fake.add_device(SimDevice(address, f"Speaker {index:03d}", f"hci{index % adapters}",
-                                  codec=("SBC", "AAC", "aptX LL")[index % 3]))
+        fake.add_device(
+            SimDevice(
+                address,
+                f"Speaker {index:03d}",
+                f"hci{index % adapters}",
+                codec=("SBC", "AAC", "aptX LL")[index % 3],
+            )
+        )
         addresses.append(address)
     return addresses
 
@@ -104,10 +122,12 @@ async def run_empty(fake: FakeBluez) -> None:
 async def run_powered_off(fake: FakeBluez) -> None:
     """One adapter, switched off, with two paired speakers."""
     fake.add_adapter("hci0", "B8:27:EB:00:00:01", powered=False)
-    fake.add_device(SimDevice("00:1A:7D:DA:71:01", "Stage Left", connected=False,
-                              transport_state=None))
-    fake.add_device(SimDevice("00:1A:7D:DA:71:02", "Stage Right", connected=False,
-                              transport_state=None))
+    fake.add_device(
+        SimDevice("00:1A:7D:DA:71:01", "Stage Left", connected=False, transport_state=None)
+    )
+    fake.add_device(
+        SimDevice("00:1A:7D:DA:71:02", "Stage Right", connected=False, transport_state=None)
+    )
     await asyncio.Event().wait()
 
 

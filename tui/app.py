@@ -1,0 +1,160 @@
+"""BtmonApp composes the fleet view from snapshots pulled on a steady timer; it computes nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Footer, Static
+
+from core.model import FleetSnapshot, SourceStatus
+from tui.ingest import FleetFeed, FleetUpdated, SourceChanged
+from tui.screens.detail import DetailScreen
+from tui.screens.help import HelpScreen
+from tui.widgets.fleet_table import FleetTable
+from tui.widgets.panels import DetailPanel, EventLog, FleetLine, StatusBar
+
+#: Render rate: the screen is repainted from a snapshot at most this often (DESIGN §2).
+RENDER_INTERVAL_S = 0.25
+#: Below this size the layout cannot show a usable table; we say so instead.
+MIN_WIDTH, MIN_HEIGHT = 60, 12
+#: Width from which the detail panel sits beside the table.
+SIDE_PANEL_WIDTH = 120
+
+
+class BtmonApp(App[int]):
+    """btmon-tui's live fleet view."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "btmon-tui"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("l", "toggle_log", "Log"),
+        Binding("a", "toggle_all", "All devices"),
+    ]
+
+    def __init__(self, feed: FleetFeed, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self.feed = feed
+        self.clock = clock
+        self.snapshot: FleetSnapshot | None = None
+        self._source: SourceStatus | None = None
+        self._warned = 0
+
+    def compose(self) -> ComposeResult:
+        yield FleetLine(" connecting…", id="fleet-line")
+        with Horizontal(id="main"):
+            yield FleetTable(id="fleet")
+            yield DetailPanel(id="detail")
+        yield EventLog(id="log")
+        yield StatusBar(" connecting to BlueZ…", id="status")
+        yield Static(id="too-small")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.run_feed()
+        self.set_interval(RENDER_INTERVAL_S, self.pull)
+        self.query_one(FleetTable).focus()
+        self._apply_size()
+
+    @work(exclusive=True, exit_on_error=False, group="feed")
+    async def run_feed(self) -> None:
+        await self.feed.run()
+
+    def pull(self) -> None:
+        """Timer: hand the newest snapshot (if any) to the widgets via a message."""
+        update = self.feed.pull()
+        if update is not None:
+            self.post_message(FleetUpdated(*update))
+        warnings = self.feed.warnings()
+        if len(warnings) > self._warned:
+            log = self.query_one(EventLog)
+            for text in warnings[self._warned :]:
+                log.warn(text, self.clock())
+            self._warned = len(warnings)
+
+    @on(FleetUpdated)
+    def show_fleet(self, message: FleetUpdated) -> None:
+        snapshot = message.snapshot
+        self.snapshot = snapshot
+        with self.batch_update():
+            self.query_one(FleetLine).show(snapshot)
+            self.query_one(FleetTable).show(snapshot)
+            self.query_one(EventLog).add(message.events)
+            self.query_one(StatusBar).show(snapshot.source, len(self.feed.warnings()))
+            self._show_detail()
+        if snapshot.source != self._source:
+            self._source = snapshot.source
+            self.post_message(SourceChanged(snapshot.source))
+
+    @on(FleetTable.SpeakerSelected)
+    def _selected(self, _message: FleetTable.SpeakerSelected) -> None:
+        self._show_detail()
+
+    @on(FleetTable.OpenDetail)
+    def _open_detail(self, message: FleetTable.OpenDetail) -> None:
+        screen = DetailScreen(message.path)
+        self.push_screen(screen)
+        self.call_after_refresh(self._show_detail)
+
+    def _speaker(self, path: str | None):  # type: ignore[no-untyped-def]
+        if self.snapshot is None or path is None:
+            return None
+        return next((s for s in self.snapshot.speakers if s.path == path), None)
+
+    def _show_detail(self) -> None:
+        now = self.clock()
+        if isinstance(self.screen, DetailScreen):
+            self.screen.show(self._speaker(self.screen.path), self.feed.history, now)
+        panel = self.query_one("#detail", DetailPanel)
+        if panel.display or self.size.width >= SIDE_PANEL_WIDTH:
+            path = self.query_one(FleetTable).selected_path
+            panel.show(self._speaker(path), self.feed.history, now)
+
+    def on_resize(self) -> None:
+        self._apply_size()
+
+    def _apply_size(self) -> None:
+        width, height = self.size
+        small = width < MIN_WIDTH or height < MIN_HEIGHT
+        self.screen.set_class(small, "too-small")
+        if small:
+            self.query_one("#too-small", Static).update(
+                f"Terminal is {width}×{height}; btmon-tui needs at least "
+                f"{MIN_WIDTH}×{MIN_HEIGHT}.\nEnlarge the window, or press q to quit."
+            )
+        self.query_one("#main").set_class(width >= SIDE_PANEL_WIDTH, "wide")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_toggle_log(self) -> None:
+        self.query_one(EventLog).toggle_class("hidden")
+
+    def action_toggle_all(self) -> None:
+        mirror = self.feed.mirror
+        mirror.set_include_all(not mirror.state.include_all)
+        self.notify(
+            "Showing every paired device"
+            if mirror.state.include_all
+            else "Showing speakers only (A2DP sinks)",
+            timeout=3,
+        )
+
+
+def make_app(
+    bus: str,
+    *,
+    bus_label: str = "",
+    include_all: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> BtmonApp:
+    """The one app factory, used by the command line, the tests and the screenshot script."""
+    feed = FleetFeed(bus, bus_label=bus_label, include_all=include_all, clock=clock)
+    return BtmonApp(feed, clock=clock)

@@ -1,0 +1,75 @@
+"""The one place core meets Textual: runs the BlueZ mirror on the app's loop and hands the
+app immutable snapshots plus the events since the last pull."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from core.bluez.client import BluezMirror
+from core.events import Event
+from core.model import FleetSnapshot, SourceStatus
+
+#: Events kept for the log and detail views (about an hour of a busy fleet).
+EVENT_HISTORY = 5000
+
+
+@dataclass
+class FleetUpdated(Message):
+    """Posted by the app's render timer: a new snapshot and the events since the last one."""
+
+    snapshot: FleetSnapshot
+    events: list[Event]
+
+
+@dataclass
+class SourceChanged(Message):
+    """The BlueZ source changed state (connected, waiting for BlueZ, error)."""
+
+    status: SourceStatus
+
+
+class FleetFeed:
+    """Owns the mirror; buffers its events until the render timer pulls them."""
+
+    def __init__(
+        self,
+        bus: str,
+        *,
+        bus_label: str = "",
+        include_all: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._pending: list[Event] = []
+        self.history: deque[Event] = deque(maxlen=EVENT_HISTORY)
+        self.mirror = BluezMirror(
+            bus,
+            bus_label=bus_label,
+            include_all=include_all,
+            clock=clock,
+            on_events=self._on_events,
+        )
+        self._last_version = -1
+
+    def _on_events(self, events: list[Event]) -> None:
+        self._pending.extend(events)
+
+    async def run(self) -> None:
+        await self.mirror.run()
+
+    def pull(self) -> tuple[FleetSnapshot, list[Event]] | None:
+        """The new snapshot and events, or None when nothing changed since the last pull."""
+        state = self.mirror.state
+        if state.version == self._last_version and not self._pending:
+            return None
+        self._last_version = state.version
+        events, self._pending = self._pending, []
+        self.history.extend(events)
+        return self.mirror.snapshot(), events
+
+    def warnings(self) -> list[str]:
+        return list(self.mirror.warnings)

@@ -1,0 +1,1 @@
+"""Widgets: each renders what its parent sets on it and never calls the system."""

@@ -1,0 +1,132 @@
+"""FleetTable: one row per speaker, verdict first, updated cell by cell from snapshots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable
+
+from core.describe import VERDICT_LABEL, clock_time
+from core.model import FleetSnapshot, Speaker
+from tui.style import VERDICT_STYLE
+
+#: Battery percentage below which the cell turns red (a speaker about to die mid-event).
+LOW_BATTERY = 20
+#: Terminal width from which the address and volume columns are shown.
+WIDE = 100
+
+
+def _cell_values(speaker: Speaker) -> dict[str, Text | str]:
+    transport = speaker.transport
+    battery: Text | str = "-"
+    if speaker.battery is not None:
+        low = speaker.battery < LOW_BATTERY
+        battery = Text(f"{speaker.battery}%{'!' if low else ''}", style="bold red" if low else "")
+    return {
+        "verdict": Text(VERDICT_LABEL[speaker.verdict], style=VERDICT_STYLE[speaker.verdict]),
+        "name": speaker.name,
+        "address": speaker.address,
+        "adapter": speaker.adapter,
+        "codec": (transport.codec or "?") if transport else "-",
+        "delay": f"{transport.delay_ms:.0f} ms" if transport and transport.delay_ms else "-",
+        "volume": str(transport.volume) if transport and transport.volume is not None else "-",
+        "battery": battery,
+        "changed": clock_time(speaker.changed_t),
+    }
+
+
+COLUMNS_WIDE = (
+    ("verdict", "Verdict"),
+    ("name", "Name"),
+    ("address", "Address"),
+    ("adapter", "Adapter"),
+    ("codec", "Codec"),
+    ("delay", "Delay"),
+    ("volume", "Vol"),
+    ("battery", "Batt"),
+    ("changed", "Changed"),
+)
+COLUMNS_NARROW = tuple(c for c in COLUMNS_WIDE if c[0] not in ("address", "volume"))
+
+
+class FleetTable(DataTable[Text | str]):
+    """The fleet; posts SpeakerSelected when the cursor moves to another speaker."""
+
+    BINDINGS = [Binding("enter", "open", "Details", show=True)]
+
+    @dataclass
+    class SpeakerSelected(Message):
+        path: str | None
+
+    @dataclass
+    class OpenDetail(Message):
+        path: str
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
+        self._rows: dict[str, Speaker] = {}
+        self._order: list[str] = []
+        self._columns: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def selected_path(self) -> str | None:
+        if not self._order or self.cursor_row >= len(self._order):
+            return None
+        return self._order[self.cursor_row]
+
+    def show(self, snapshot: FleetSnapshot) -> None:
+        """Bring the table in line with a snapshot, touching only cells that changed."""
+        columns = (
+            COLUMNS_WIDE if self.size.width >= WIDE or self.size.width == 0 else COLUMNS_NARROW
+        )
+        order = [s.path for s in snapshot.speakers]
+        if columns != self._columns or order != self._order:
+            self._rebuild(snapshot.speakers, columns)
+            return
+        for speaker in snapshot.speakers:
+            old = self._rows.get(speaker.path)
+            if old == speaker:
+                continue
+            new_values = _cell_values(speaker)
+            old_values = _cell_values(old) if old else {}
+            for key, _label in self._columns:
+                if new_values[key] != old_values.get(key):
+                    self.update_cell(speaker.path, key, new_values[key])
+            self._rows[speaker.path] = speaker
+
+    def _rebuild(self, speakers: Sequence[Speaker], columns: tuple[tuple[str, str], ...]) -> None:
+        selected = self.selected_path
+        self.clear(columns=columns != self._columns)
+        if columns != self._columns:
+            for key, label in columns:
+                self.add_column(label, key=key)
+            self._columns = columns
+        for speaker in speakers:
+            values = _cell_values(speaker)
+            self.add_row(*(values[key] for key, _ in columns), key=speaker.path)
+        self._rows = {s.path: s for s in speakers}
+        self._order = [s.path for s in speakers]
+        if selected in self._order:
+            self.move_cursor(row=self._order.index(selected), animate=False)
+
+    def on_resize(self) -> None:
+        columns = COLUMNS_WIDE if self.size.width >= WIDE else COLUMNS_NARROW
+        if self._columns and columns != self._columns:
+            self._rebuild([self._rows[p] for p in self._order], columns)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self.post_message(self.SpeakerSelected(self.selected_path))
+
+    def action_open(self) -> None:
+        path = self.selected_path
+        if path is not None:
+            self.post_message(self.OpenDetail(path))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()

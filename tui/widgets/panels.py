@@ -1,0 +1,139 @@
+"""Small read-only panels: the fleet line, the status bar, the speaker detail, the event log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import RichLog, Static
+
+from core.describe import VERDICT_LABEL, age, clock_time, describe_event
+from core.events import Event
+from core.model import VERDICT_MEANING, FleetSnapshot, SourceState, SourceStatus, Speaker, Verdict
+from tui.style import SOURCE_STYLE, VERDICT_STYLE
+
+
+class FleetLine(Static):
+    """'3 of 6 connected speakers streaming' plus the speakers that are only pretending."""
+
+    def show(self, snapshot: FleetSnapshot) -> None:
+        counts = snapshot.counts
+        ok = counts.connected > 0 and counts.streaming == counts.connected
+        text = Text(" ")
+        text.append(counts.line(), style="bold green" if ok else "bold yellow")
+        illusions = [
+            s
+            for s in snapshot.speakers
+            if s.verdict in (Verdict.CONNECTED_IDLE, Verdict.NO_A2DP, Verdict.STALLED)
+        ]
+        if illusions:
+            names = ", ".join(s.name for s in illusions[:3]) + ("…" if len(illusions) > 3 else "")
+            text.append(f"  ·  {len(illusions)} connected without audio: ", style="")
+            text.append(names, style="bold yellow")
+        if snapshot.source.state != SourceState.CONNECTED:
+            text = Text(" fleet state unknown — see the status bar", style="bold yellow")
+        self.update(text)
+
+
+class StatusBar(Static):
+    """What the BlueZ source is doing, and what to do when it is not working."""
+
+    def show(self, status: SourceStatus, warnings: int) -> None:
+        text = Text(" ")
+        label = {
+            SourceState.CONNECTED: "OK",
+            SourceState.CONNECTING: "…",
+            SourceState.WAITING: "WAITING",
+            SourceState.ERROR: "ERROR",
+        }[status.state]
+        text.append(f"{label} ", style=f"reverse {SOURCE_STYLE[status.state]}")
+        text.append(f" {status.detail}")
+        if warnings:
+            text.append(f"  ({warnings} warning(s) in the log)", style="yellow")
+        self.update(text)
+
+
+def speaker_details(speaker: Speaker, now: float) -> Table:
+    """The detail grid for one speaker."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    verdict = Text(VERDICT_LABEL[speaker.verdict], style=VERDICT_STYLE[speaker.verdict])
+    grid.add_row("Speaker", f"{speaker.name}  {speaker.address}")
+    grid.add_row("Verdict", verdict)
+    grid.add_row("", Text(VERDICT_MEANING[speaker.verdict], style="italic"))
+    grid.add_row("Adapter", speaker.adapter)
+    grid.add_row(
+        "Paired / linked",
+        f"{'yes' if speaker.paired else 'no'} / {'yes' if speaker.connected else 'no'}",
+    )
+    transport = speaker.transport
+    if transport is None:
+        grid.add_row("A2DP transport", "none")
+    else:
+        grid.add_row("A2DP transport", f"{transport.state}, {transport.codec or 'unknown codec'}")
+        grid.add_row(
+            "Delay / volume",
+            f"{transport.delay_ms if transport.delay_ms is not None else '-'} ms / "
+            f"{transport.volume if transport.volume is not None else '-'} of 127",
+        )
+    grid.add_row(
+        "Battery", f"{speaker.battery}%" if speaker.battery is not None else "not reported"
+    )
+    grid.add_row(
+        "Last change", f"{clock_time(speaker.changed_t)} ({age(now - speaker.changed_t)} ago)"
+    )
+    return grid
+
+
+class DetailPanel(Static):
+    """The selected speaker and its recent events (side panel on wide terminals)."""
+
+    def show(self, speaker: Speaker | None, events: Iterable[Event], now: float) -> None:
+        if speaker is None:
+            self.update(Text("No speaker selected", style="italic"))
+            return
+        lines = [
+            describe_event(e.to_json(), {speaker.address: speaker.name})
+            for e in events
+            if getattr(e, "address", None) == speaker.address
+        ]
+        recent = [line for line in lines if line][-8:]
+        history = Text("\n".join(recent) if recent else "no events yet", style="")
+        self.update(
+            Group(
+                speaker_details(speaker, now),
+                Text(""),
+                Text("Recent events", style="bold underline"),
+                history,
+            )
+        )
+
+
+class EventLog(RichLog):
+    """Human lines for every event worth reading, newest at the bottom."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(max_lines=2000, wrap=False, markup=False, **kwargs)  # type: ignore[arg-type]
+        self.names: dict[str, str] = {}
+
+    def add(self, events: Iterable[Event]) -> None:
+        for event in events:
+            data = event.to_json()
+            if data.get("type") == "speaker":
+                self.names[data["address"]] = data["name"]
+                continue
+            line = describe_event(data, self.names)
+            if line:
+                style = (
+                    "bold red"
+                    if data.get("type") in ("dropout",)
+                    or (data.get("type") == "device" and not data.get("connected"))
+                    else ""
+                )
+                self.write(Text(f"{clock_time(event.t)} {line}", style=style))
+
+    def warn(self, text: str, now: float) -> None:
+        self.write(Text(f"{clock_time(now)} warning: {text}", style="yellow"))
