@@ -28,8 +28,13 @@ DISCONNECT_REASONS: dict[str, str] = {
     "org.bluez.Reason.Local": "local",
     "org.bluez.Reason.Authentication": "auth",
     "org.bluez.Reason.Suspend": "suspend",
+    "org.bluez.Reason.LocalSuspend": "suspend",
     "org.bluez.Reason.Unknown": "unknown",
 }
+
+#: How long a Connected -> false waits for its Device1.Disconnected reason when this BlueZ is
+#: known to send one (BlueZ emits the signal and the property change in either order).
+REASON_GRACE_S = 0.5
 
 
 def _transport_state(speaker: Speaker | None) -> str | None:
@@ -49,14 +54,33 @@ class FleetState:
         self.source = SourceStatus(SourceState.CONNECTING, "connecting to BlueZ…")
         self.version = 0
         self._reasons: dict[str, str] = {}
+        #: Disconnects held back until their reason arrives: path -> the event without reason.
+        self._awaiting_reason: dict[str, DeviceEvent] = {}
+        #: True once BlueZ sent any Disconnected signal (5.83+); only then is a reason awaited.
+        self.reasons_supported = False
 
     @property
     def source_available(self) -> bool:
         return self.source.state == SourceState.CONNECTED
 
-    def note_disconnect_reason(self, path: str, reason: str) -> None:
-        """Remember Device1.Disconnected's reason for the next Connected -> false of `path`."""
-        self._reasons[path] = DISCONNECT_REASONS.get(reason, "unknown")
+    def note_disconnect_reason(self, path: str, reason: str) -> list[Event]:
+        """Device1.Disconnected(reason): attach it to this disconnect, before or after the fact."""
+        self.reasons_supported = True
+        word = DISCONNECT_REASONS.get(reason, "unknown")
+        held = self._awaiting_reason.pop(path, None)
+        if held is not None:
+            return [replace(held, reason=word)]
+        speaker = self.speakers.get(path)
+        if speaker is None or speaker.connected:
+            # Before Connected goes false: keep it for that change. Otherwise it is a late
+            # duplicate (Device1 and Bearer both report it) and must not stick to a later drop.
+            self._reasons[path] = word
+        return []
+
+    def expire_reasons(self, now: float) -> list[Event]:
+        """Release held disconnects whose reason did not come within REASON_GRACE_S."""
+        expired = [p for p, e in self._awaiting_reason.items() if now - e.t >= REASON_GRACE_S]
+        return [self._awaiting_reason.pop(p) for p in expired]
 
     def set_adapters(self, adapters: tuple[Adapter, ...]) -> None:
         if adapters != self.adapters:
@@ -154,7 +178,11 @@ class FleetState:
         events: list[Event] = []
         if old is not None and old.connected != new.connected:
             reason = None if new.connected else self._reasons.pop(path, None)
-            events.append(DeviceEvent(now, new.address, new.connected, reason))
+            event = DeviceEvent(now, new.address, new.connected, reason)
+            if not new.connected and reason is None and self.reasons_supported:
+                self._awaiting_reason[path] = event
+            else:
+                events.append(event)
         old_state, new_state = _transport_state(old), _transport_state(new)
         if old is not None and (
             old_state != new_state

@@ -33,7 +33,8 @@ RETRY_BUS_S = 3.0
 MATCH_RULES = (
     f"type='signal',sender='{BLUEZ_SERVICE}',interface='{OBJECT_MANAGER}'",
     f"type='signal',sender='{BLUEZ_SERVICE}',interface='{PROPERTIES}',member='PropertiesChanged'",
-    f"type='signal',sender='{BLUEZ_SERVICE}',interface='{DEVICE}',member='Disconnected'",
+    # Device1.Disconnected (5.83+); newer BlueZ also sends it on org.bluez.Bearer.*1.
+    f"type='signal',sender='{BLUEZ_SERVICE}',member='Disconnected'",
     f"type='signal',sender='{DBUS_SERVICE}',interface='{DBUS_SERVICE}',"
     f"member='NameOwnerChanged',arg0='{BLUEZ_SERVICE}'",
 )
@@ -197,8 +198,11 @@ class BluezMirror:
         elif msg.interface == PROPERTIES and msg.member == "PropertiesChanged":
             interface, changed, invalidated = msg.body
             self.cache.change(msg.path, interface, unwrap_props(changed), invalidated)
-        elif msg.interface == DEVICE and msg.member == "Disconnected":
-            self.state.note_disconnect_reason(msg.path, str(msg.body[0]) if msg.body else "")
+        elif msg.member == "Disconnected" and (
+            msg.interface == DEVICE or (msg.interface or "").startswith("org.bluez.Bearer.")
+        ):
+            reason = str(msg.body[0]) if msg.body else ""
+            self._emit(self.state.note_disconnect_reason(msg.path, reason))
             return
         else:
             return
@@ -268,4 +272,5 @@ class BluezMirror:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
-            self._emit(self.state.reclassify(self.clock()))
+            now = self.clock()
+            self._emit(self.state.reclassify(now) + self.state.expire_reasons(now))
