@@ -107,7 +107,7 @@ def _with_source(args: argparse.Namespace, run: Callable[[str, str], int]) -> in
     except DemoUnavailable as exc:
         return fail(str(exc))
     try:
-        return run(address, "the demo's private bus")
+        return run(address, "the demo bus")
     finally:
         fleet.stop()
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable
@@ -57,6 +59,28 @@ def unwrap_interfaces(interfaces: dict[str, Any]) -> dict[str, dict[str, TypedVa
     return {iface: unwrap_props(props) for iface, props in interfaces.items()}
 
 
+async def local_bluez_version() -> str:
+    """`bluetoothd --version` of this host, or "" when it is not installed here."""
+    for exe in (
+        "/usr/libexec/bluetooth/bluetoothd",
+        "/usr/lib/bluetooth/bluetoothd",
+        shutil.which("bluetoothd") or "",
+    ):
+        if exe and os.access(exe, os.X_OK):
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    exe,
+                    "--version",
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+                out, _ = await asyncio.wait_for(proc.communicate(), 2.0)
+            except (OSError, TimeoutError):
+                return ""
+            return out.decode(errors="replace").strip()
+    return ""
+
+
 class BluezMirror:
     """The live source: one D-Bus connection, one ObjectCache, one FleetState."""
 
@@ -82,6 +106,9 @@ class BluezMirror:
         self._owner: str | None = None
         self._pending_serial: int | None = None
         self._ready = asyncio.Event()
+        #: bluetoothd's version when it runs on this host's system bus (BlueZ has no D-Bus API
+        #: for it), else "".
+        self.bluez_version = ""
 
     # -- public ----------------------------------------------------------------------------
     def snapshot(self) -> FleetSnapshot:
@@ -105,6 +132,8 @@ class BluezMirror:
     async def run(self) -> None:
         """Mirror forever: reconnect to the bus when it drops, follow BlueZ when it restarts."""
         ticker = asyncio.create_task(self._tick())
+        if self.bus_spec == "system":
+            self.bluez_version = await local_bluez_version()
         try:
             while True:
                 try:
@@ -236,10 +265,11 @@ class BluezMirror:
                 f"BlueZ on {where} has no Bluetooth adapter: plug one in or check "
                 "`rfkill list` and `btmgmt info`"
             )
-        powered = sum(1 for a in adapters(self.cache) if a.powered is not False)
-        text = f"connected to BlueZ on {where}: {n_adapters} adapter(s)"
-        if powered < n_adapters:
-            text += f", {n_adapters - powered} powered off (`bluetoothctl power on`)"
+        off = [a.name for a in adapters(self.cache) if a.powered is False]
+        version = f" {self.bluez_version}" if self.bluez_version else ""
+        text = f"BlueZ{version} on {where}: {n_adapters} adapter{'s' if n_adapters > 1 else ''}"
+        if off:
+            text += f"; {', '.join(off)} powered off (`bluetoothctl power on`)"
         return text
 
     def _set_status(self, state: SourceState, detail: str) -> None:

@@ -56,11 +56,12 @@ class DemoFleet:
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)
         line = self.proc.stdout.readline().strip() if ready else ""
         if line != "ready":
-            err = ""
+            reason = "no answer in 20 s"
             if self.proc.poll() is not None and self.proc.stderr is not None:
-                err = self.proc.stderr.read().strip().splitlines()[-1:][0:1]  # type: ignore[assignment]
+                lines = self.proc.stderr.read().strip().splitlines()
+                reason = lines[-1] if lines else f"exit status {self.proc.returncode}"
             self.stop()
-            raise DemoUnavailable(f"the demo fleet did not start: {err or 'no answer in 20 s'}")
+            raise DemoUnavailable(f"the demo fleet did not start: {reason}")
 
     def stop_service(self) -> None:
         """Stop the fake bluetoothd (like `systemctl stop bluetooth`), keeping the bus."""
