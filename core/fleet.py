@@ -129,7 +129,7 @@ class FleetState:
         speakers = list(self.speakers.values())
         return FleetCounts(
             speakers=len(speakers),
-            connected=sum(1 for s in speakers if s.connected),
+            connected=sum(1 for s in speakers if s.connected and s.verdict != Verdict.UNKNOWN),
             streaming=sum(1 for s in speakers if s.verdict == Verdict.STREAMING),
         )
 
@@ -177,6 +177,10 @@ class FleetState:
         self.version += 1
         events: list[Event] = []
         if old is not None and old.connected != new.connected:
+            held = self._awaiting_reason.pop(path, None)
+            if held is not None:
+                # Back before the reason came: the disconnect still goes out first.
+                events.append(held)
             reason = None if new.connected else self._reasons.pop(path, None)
             event = DeviceEvent(now, new.address, new.connected, reason)
             if not new.connected and reason is None and self.reasons_supported:

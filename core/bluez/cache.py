@@ -77,6 +77,8 @@ class ObjectCache:
             clean, warnings = check_properties(path, interface, props)
             self.warnings.extend(warnings)
             obj = self.objects.setdefault(path, {})
+            if interface == TRANSPORT and interface in obj:
+                self._unlink_transport(path, obj[interface].get("Device"))
             obj[interface] = clean
             if interface == TRANSPORT:
                 self._link_transport(path, clean.get("Device"))
@@ -118,6 +120,8 @@ class ObjectCache:
             self._unlink_transport(path, props.get("Device"))
             self._link_transport(path, clean["Device"])
         props.update(clean)
+        if interface == TRANSPORT and "Device" in invalidated:
+            self._unlink_transport(path, props.get("Device"))
         for name in invalidated:
             props.pop(name, None)
         self._mark(path, interface)

@@ -91,10 +91,11 @@ def device_facts(cache: ObjectCache, path: str) -> DeviceFacts | None:
     adapter_path = props.get("Adapter") or path.rsplit("/", 1)[0]
     adapter_props = cache.props(adapter_path, ADAPTER) or {}
     battery = (cache.props(path, BATTERY) or {}).get("Percentage")
-    name = props.get("Alias") or props.get("Name") or props.get("Address") or ""
+    address = props.get("Address") or address_from_path(path)
+    name = props.get("Alias") or props.get("Name") or address
     return DeviceFacts(
         path=path,
-        address=props.get("Address") or address_from_path(path),
+        address=address,
         name=name,
         adapter=adapter_name(adapter_path),
         adapter_powered=adapter_props.get("Powered"),
