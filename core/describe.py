@@ -63,7 +63,7 @@ def describe_event(event: dict[str, Any], names: dict[str, str] | None = None) -
             return f"{who}: A2DP transport idle — connected but no audio"
         return f"{who}: A2DP transport {state}"
     if kind == "source":
-        return f"BlueZ: {event.get('detail')}"
+        return str(event.get("detail"))
     if kind == "dropout":
         return f"{who}: DROPOUT ({event.get('kind')})"
     if kind == "action":

@@ -126,7 +126,7 @@ class FleetState:
         return [SourceEvent(now, status.state.value, status.detail), *self.reclassify(now)]
 
     def counts(self) -> FleetCounts:
-        speakers = list(self.speakers.values())
+        speakers = [s for s in self.speakers.values() if s.is_speaker]
         return FleetCounts(
             speakers=len(speakers),
             connected=sum(1 for s in speakers if s.connected and s.verdict != Verdict.UNKNOWN),

@@ -6,10 +6,11 @@ import time
 from collections.abc import Callable
 
 from rich.console import Console
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.geometry import Size
 from textual.widgets import Footer, Static
 
 from core.model import FleetSnapshot, SourceStatus
@@ -40,8 +41,9 @@ class BtmonApp(App[int]):
         Binding("a", "toggle_all", "All devices"),
     ]
 
-    def __init__(self, feed: FleetFeed, *, clock: Callable[[], float] = time.time,
-                 ansi_color: bool = False) -> None:
+    def __init__(
+        self, feed: FleetFeed, *, clock: Callable[[], float] = time.time, ansi_color: bool = False
+    ) -> None:
         super().__init__(ansi_color=ansi_color)
         self.feed = feed
         self.clock = clock
@@ -119,11 +121,12 @@ class BtmonApp(App[int]):
             path = self.query_one(FleetTable).selected_path
             panel.show(self._speaker(path), self.feed.history, now)
 
-    def on_resize(self) -> None:
-        self._apply_size()
+    def on_resize(self, event: events.Resize) -> None:
+        # This handler runs before App._on_resize stores the new size: use the event's.
+        self._apply_size(event.size)
 
-    def _apply_size(self) -> None:
-        width, height = self.size
+    def _apply_size(self, size: Size | None = None) -> None:
+        width, height = size or self.size
         small = width < MIN_WIDTH or height < MIN_HEIGHT
         self.screen.set_class(small, "too-small")
         if small:
@@ -132,6 +135,11 @@ class BtmonApp(App[int]):
                 f"{MIN_WIDTH}×{MIN_HEIGHT}.\nEnlarge the window, or press q to quit."
             )
         self.query_one("#main").set_class(width >= SIDE_PANEL_WIDTH, "wide")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Log and device toggles act on the fleet view only: hide them on other screens."""
+        on_fleet_view = self.screen is self.screen_stack[0]
+        return on_fleet_view or action not in ("toggle_log", "toggle_all")
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

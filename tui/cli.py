@@ -116,7 +116,23 @@ def _run_tui(args: argparse.Namespace, bus: str, label: str) -> int:
     from tui.app import make_app
 
     app = make_app(bus, bus_label=label, include_all=args.include_all)
-    app.run()
+
+    def hang_up(signum: int, _frame: object) -> None:
+        # A closed terminal (SSH drop: SIGHUP) or a kill (SIGTERM) would otherwise end the
+        # process at once, skipping the `finally` that stops the demo's dbus-daemon and sim.
+        # Wake the app's loop (a plain call would wait for its next wake-up) to exit as `q` does.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the app is not running yet or any more
+            raise SystemExit(128 + signum) from None
+        loop.call_soon_threadsafe(lambda: app.exit(return_code=128 + signum))
+
+    previous = {sig: signal.signal(sig, hang_up) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    try:
+        app.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return app.return_code or 0
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from typing import Any
 
-from dbus_next import BusType, Message, MessageType
+from dbus_next import AuthError, BusType, Message, MessageType
 from dbus_next.aio import MessageBus
+
+#: How long connecting (socket, authentication, Hello) may take before the bus counts as dead:
+#: a socket whose peer never answers would otherwise block forever.
+CONNECT_TIMEOUT_S = 5.0
 
 
 class BusUnavailable(Exception):
@@ -14,7 +20,15 @@ class BusUnavailable(Exception):
 
 
 def describe_bus(spec: str) -> str:
-    return {"system": "the system bus", "session": "the session bus"}.get(spec, spec)
+    """'the system bus', or a bus address without its guid (unix:path=/x,guid=… -> /x)."""
+    named = {"system": "the system bus", "session": "the session bus"}.get(spec)
+    if named:
+        return named
+    first = spec.split(";", 1)[0]
+    for key in ("unix:path=", "unix:abstract="):
+        if first.startswith(key):
+            return first[len(key) :].split(",", 1)[0]
+    return first.split(",guid=", 1)[0]
 
 
 async def open_bus(spec: str) -> MessageBus:
@@ -30,7 +44,15 @@ async def open_bus(spec: str) -> MessageBus:
             bus = MessageBus(bus_type=BusType.SESSION)
         else:
             bus = MessageBus(bus_address=spec)
-        return await bus.connect()
+        try:
+            return await asyncio.wait_for(bus.connect(), CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            with contextlib.suppress(Exception):
+                bus.disconnect()
+            raise BusUnavailable(
+                f"{describe_bus(spec)} did not answer within {CONNECT_TIMEOUT_S:g} s: is it a "
+                "D-Bus socket, and is dbus-daemon responsive? (`systemctl status dbus`)"
+            ) from None
     except BusUnavailable:
         raise
     except PermissionError as exc:
@@ -43,7 +65,14 @@ async def open_bus(spec: str) -> MessageBus:
             f"cannot reach {describe_bus(spec)} ({exc.strerror or exc}): is dbus running? "
             "try `sudo systemctl start dbus`, or use --demo to see the built-in fleet"
         ) from exc
-    except Exception as exc:  # dbus-next raises bare Exception/AuthError/ValueError here
+    except (ConnectionError, EOFError, AuthError) as exc:  # reset, broken pipe, REJECTED
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise BusUnavailable(
+            f"{describe_bus(spec)} closed the connection while logging in ({why}): its "
+            f"policy may not allow this user (uid {os.getuid()}); run as a user it allows, "
+            "or with sudo"
+        ) from exc
+    except Exception as exc:  # dbus-next raises bare Exception/ValueError here
         raise BusUnavailable(f"cannot connect to {describe_bus(spec)}: {exc}") from exc
 
 

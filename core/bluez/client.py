@@ -22,7 +22,14 @@ from dbus_next.aio import MessageBus
 
 from core.bluez.bus import BusUnavailable, call_checked, describe_bus, method_call, open_bus
 from core.bluez.cache import ObjectCache, TypedValue
-from core.bluez.defs import BLUEZ_SERVICE, DBUS_SERVICE, DEVICE, OBJECT_MANAGER, PROPERTIES
+from core.bluez.defs import (
+    BLUEZ_SERVICE,
+    DBUS_SERVICE,
+    DEVICE,
+    OBJECT_MANAGER,
+    PROPERTIES,
+    is_known_codec,
+)
 from core.bluez.facts import adapters, device_facts
 from core.events import Event
 from core.fleet import FleetState
@@ -246,6 +253,14 @@ class BluezMirror:
                 f"BlueZ (org.bluez) is not running on {self.where}: start it "
                 "with `sudo systemctl start bluetooth`; waiting for it to appear"
             )
+        elif msg.error_name == "org.freedesktop.DBus.Error.AccessDenied":
+            # The bus policy (e.g. /etc/dbus-1/system.d/bluetooth.conf) forbids us to ask BlueZ.
+            self._owner = None
+            self._set_status(
+                SourceState.ERROR,
+                f"permission denied: the policy of {self.where} does not let this user talk to "
+                "BlueZ (org.bluez); run as root or as a user in group 'bluetooth'",
+            )
         else:
             text = msg.body[0] if msg.body else ""
             self._lost_bluez(f"BlueZ did not answer GetManagedObjects: {msg.error_name} {text}")
@@ -287,8 +302,15 @@ class BluezMirror:
         if not dirty:
             return
         now = self.clock()
-        events = self.state.update({p: device_facts(self.cache, p) for p in dirty}, now)
-        self._emit(events)
+        facts = {p: device_facts(self.cache, p) for p in dirty}
+        for fact in facts.values():
+            transport = fact.transport if fact is not None else None
+            if transport is not None and transport.codec and not is_known_codec(transport.codec):
+                self._warn(
+                    f"{fact.address if fact else ''}: unknown A2DP codec ({transport.codec}) "
+                    f"on {transport.path}: shown as is"
+                )
+        self._emit(self.state.update(facts, now))
 
     def _emit(self, events: list[Event]) -> None:
         if events and self.on_events is not None:

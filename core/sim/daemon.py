@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -54,6 +55,7 @@ class PrivateBus:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
@@ -90,6 +92,18 @@ class PrivateBus:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGTERM when btmon-tui dies, even by SIGKILL (Linux prctl)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the children then rely on a clean exit
 
 
 def child_env() -> dict[str, str]:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from types import TracebackType
 
-from core.sim.daemon import DemoUnavailable, PrivateBus, child_env
+from core.sim.daemon import DemoUnavailable, PrivateBus, child_env, die_with_parent
 
 
 class DemoFleet:
@@ -51,6 +51,7 @@ class DemoFleet:
             text=True,
             env=child_env(),
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)

@@ -27,8 +27,11 @@ from core.sim.objtree import MethodError, ObjectTree
 AVRCP_TARGET_UUID: Final = "0000110c-0000-1000-8000-00805f9b34fb"
 AVRCP_CONTROLLER_UUID: Final = "0000110e-0000-1000-8000-00805f9b34fb"
 HANDSFREE_UUID: Final = "0000111e-0000-1000-8000-00805f9b34fb"
+HANDSFREE_AG_UUID: Final = "0000111f-0000-1000-8000-00805f9b34fb"
 #: Class of Device of a loudspeaker: major Audio/Video (0x04), minor Loudspeaker (0x05).
 COD_LOUDSPEAKER: Final = 0x240414
+#: Class of Device of a smartphone: major Phone (0x02), minor Smartphone (0x03).
+COD_SMARTPHONE: Final = 0x5A020C
 
 #: Codec name -> (Codec byte, Configuration blob) as BlueZ exposes them.
 CODEC_WIRE: Final[dict[str, tuple[int, bytes]]] = {
@@ -66,10 +69,18 @@ class SimDevice:
     connect_delay_s: float = 1.2
     disconnect_delay_s: float = 0.4
     extra: dict[str, Any] = field(default_factory=dict)
+    #: "speaker", or "phone" (a paired non-speaker: A2DP source, not sink)
+    kind: str = "speaker"
+
+    @property
+    def device_class(self) -> int:
+        return COD_SMARTPHONE if self.kind == "phone" else COD_LOUDSPEAKER
 
     @property
     def uuids(self) -> list[str]:
         base = [AVRCP_TARGET_UUID, AVRCP_CONTROLLER_UUID]
+        if self.kind == "phone":
+            return [A2DP_SOURCE_UUID, HANDSFREE_AG_UUID, *base]
         return [A2DP_SINK_UUID, *base] if self.has_a2dp else [A2DP_SINK_UUID, HANDSFREE_UUID, *base]
 
 
@@ -129,8 +140,8 @@ class FakeBluez:
                 "AddressType": Variant("s", "public"),
                 "Name": Variant("s", dev.name),
                 "Alias": Variant("s", dev.name),
-                "Class": Variant("u", COD_LOUDSPEAKER),
-                "Icon": Variant("s", "audio-card"),
+                "Class": Variant("u", dev.device_class),
+                "Icon": Variant("s", "phone" if dev.kind == "phone" else "audio-card"),
                 "Paired": Variant("b", dev.paired),
                 "Bonded": Variant("b", dev.paired),
                 "Trusted": Variant("b", True),

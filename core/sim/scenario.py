@@ -43,6 +43,15 @@ DEFAULT_FLEET: Final = (
     SimDevice(
         "5C:F3:70:99:00:08", "Spare", "hci2", codec="SBC", connected=False, transport_state=None
     ),
+    # Not a speaker: hidden unless `a` / --all shows every paired device.
+    SimDevice(
+        "A4:50:46:00:00:09",
+        "Ops Phone",
+        "hci0",
+        has_a2dp=False,
+        transport_state=None,
+        kind="phone",
+    ),
 )
 #: The speaker that drops every DROP_PERIOD_S.
 DROPPER: Final = "00:1A:7D:DA:71:03"

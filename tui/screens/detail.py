@@ -17,7 +17,7 @@ from tui.widgets.panels import DetailPanel
 class DetailScreen(Screen[None]):
     """The selected speaker with its recent events; esc goes back to the fleet."""
 
-    BINDINGS = [Binding("escape,enter,q", "back", "Back")]
+    BINDINGS = [Binding("escape,enter", "back", "Back")]
 
     def __init__(self, path: str) -> None:
         super().__init__()

@@ -47,13 +47,13 @@ def help_table() -> Table:
 
 
 class HelpScreen(ModalScreen[None]):
-    """Keys and verdicts; any of esc, q or ? closes it."""
+    """Keys and verdicts; esc or ? closes it (q still quits, as everywhere)."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+    BINDINGS = [Binding("escape,question_mark", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Static(Text("btmon-tui help", style="bold"), id="help-title")
+            yield Static(Text("btmon-tui help — esc or ? closes it", style="bold"), id="help-title")
             yield Static(help_table())
 
     def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]

@@ -11,13 +11,14 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from core.describe import VERDICT_LABEL, clock_time
-from core.model import FleetSnapshot, Speaker
+from core.model import FleetSnapshot, Speaker, Verdict
 from tui.style import VERDICT_STYLE
 
 #: Battery percentage below which the cell turns red (a speaker about to die mid-event).
 LOW_BATTERY = 20
-#: Terminal width from which the address and volume columns are shown.
-WIDE = 100
+#: Table widths from which more columns are shown (the narrow set fits 80 columns).
+WIDE = 90
+NARROW = 72
 
 
 def _cell_values(speaker: Speaker) -> dict[str, Text | str]:
@@ -26,7 +27,7 @@ def _cell_values(speaker: Speaker) -> dict[str, Text | str]:
     if speaker.battery is not None:
         low = speaker.battery < LOW_BATTERY
         battery = Text(f"{speaker.battery}%{'!' if low else ''}", style="bold red" if low else "")
-    return {
+    values: dict[str, Text | str] = {
         "verdict": Text(VERDICT_LABEL[speaker.verdict], style=VERDICT_STYLE[speaker.verdict]),
         "name": speaker.name,
         "address": speaker.address,
@@ -37,6 +38,13 @@ def _cell_values(speaker: Speaker) -> dict[str, Text | str]:
         "battery": battery,
         "changed": clock_time(speaker.changed_t),
     }
+    if speaker.verdict == Verdict.UNKNOWN:
+        # Last known values, greyed: nothing current is known about this speaker.
+        values = {
+            k: v if k == "verdict" else Text(str(v), style="bright_black")
+            for k, v in values.items()
+        }
+    return values
 
 
 COLUMNS_WIDE = (
@@ -51,6 +59,16 @@ COLUMNS_WIDE = (
     ("changed", "Changed"),
 )
 COLUMNS_NARROW = tuple(c for c in COLUMNS_WIDE if c[0] not in ("address", "volume"))
+COLUMNS_MINIMAL = tuple(
+    c for c in COLUMNS_NARROW if c[0] in ("verdict", "name", "codec", "battery")
+)
+
+
+def columns_for(width: int) -> tuple[tuple[str, str], ...]:
+    """The column set that fits a table `width` cells wide (0 = not laid out yet: all)."""
+    if width == 0 or width >= WIDE:
+        return COLUMNS_WIDE
+    return COLUMNS_NARROW if width >= NARROW else COLUMNS_MINIMAL
 
 
 class FleetTable(DataTable[Text | str]):
@@ -114,7 +132,7 @@ class FleetTable(DataTable[Text | str]):
             self.move_cursor(row=self._order.index(selected), animate=False)
 
     def on_resize(self) -> None:
-        columns = COLUMNS_WIDE if self.size.width >= WIDE else COLUMNS_NARROW
+        columns = columns_for(self.size.width)
         if self._columns and columns != self._columns:
             self._rebuild([self._rows[p] for p in self._order], columns)
 

@@ -74,16 +74,15 @@ def speaker_details(speaker: Speaker, now: float) -> Table:
         grid.add_row("A2DP transport", "none")
     else:
         grid.add_row("A2DP transport", f"{transport.state}, {transport.codec or 'unknown codec'}")
-        grid.add_row(
-            "Delay / volume",
-            f"{transport.delay_ms if transport.delay_ms is not None else '-'} ms / "
-            f"{transport.volume if transport.volume is not None else '-'} of 127",
-        )
+        delay = f"{transport.delay_ms:.0f} ms" if transport.delay_ms is not None else "-"
+        volume = f"{transport.volume} of 127" if transport.volume is not None else "-"
+        grid.add_row("Delay / volume", f"{delay} / {volume}")
     grid.add_row(
         "Battery", f"{speaker.battery}%" if speaker.battery is not None else "not reported"
     )
     grid.add_row(
-        "Last change", f"{clock_time(speaker.changed_t)} ({age(now - speaker.changed_t)} ago)"
+        "Last change seen",
+        f"{clock_time(speaker.changed_t)} ({age(now - speaker.changed_t)} ago)",
     )
     return grid
 
@@ -101,7 +100,10 @@ class DetailPanel(Static):
             if getattr(e, "address", None) == speaker.address
         ]
         recent = [line for line in lines if line][-8:]
-        history = Text("\n".join(recent) if recent else "no events yet", style="")
+        history = Text(
+            "\n".join(recent) if recent else "none since btmon-tui started",
+            style="" if recent else "italic",
+        )
         self.update(
             Group(
                 speaker_details(speaker, now),

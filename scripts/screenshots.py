@@ -1,0 +1,140 @@
+"""Regenerate the README screenshots from the demo fleet: `python scripts/screenshots.py`.
+
+Starts the demo (private dbus-daemon + fake BlueZ), drives the real app headless with a fixed
+clock and TZ=UTC, saves one SVG per view under screenshots/, then converts each to PNG with
+rsvg-convert (Debian package librsvg2-bin). Exit 0 when every file was written, 2 when a tool
+is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# Before anything reads the time zone or probes the terminal's colours.
+os.environ["TZ"] = "UTC"
+os.environ["COLORTERM"] = "truecolor"
+os.environ.pop("NO_COLOR", None)
+time.tzset()
+
+from core.model import SourceState  # noqa: E402
+from core.sim.daemon import DemoUnavailable  # noqa: E402
+from core.sim.demo import DemoFleet  # noqa: E402
+from tui.app import BtmonApp, make_app  # noqa: E402
+from tui.widgets.fleet_table import FleetTable  # noqa: E402
+
+#: 2026-11-27 20:00:00 UTC, an evening gig: every time on screen derives from it.
+FIXED_NOW: Final = 1795809600.0
+#: Demo timeline speed: the first scripted drop (45 s at speed 1) comes after 12.5 hours.
+FROZEN_SPEED: Final = 0.001
+#: Seconds to wait for the whole fleet to be on screen.
+LOAD_TIMEOUT_S: Final = 10.0
+#: How the CLI names the demo bus (a socket path would change every run).
+DEMO_LABEL: Final = "the demo bus"
+
+
+@dataclass(frozen=True, slots=True)
+class Shot:
+    """One screenshot: file stem, terminal size, keys pressed once the fleet is loaded."""
+
+    name: str
+    size: tuple[int, int]
+    keys: tuple[str, ...] = ()
+
+
+SHOTS: Final = (
+    Shot("main", (100, 30)),
+    Shot("detail", (100, 30), ("down", "down", "down", "enter")),  # 'Bar', ghost-connected
+    Shot("main-80x24", (80, 24)),
+    Shot("help", (100, 30), ("question_mark",)),
+    Shot("wide", (140, 40), ("down", "down")),  # side panel on 'Sub Bass'
+)
+
+
+def fleet_on_screen(app: BtmonApp) -> bool:
+    snapshot = app.snapshot
+    return (
+        snapshot is not None
+        and snapshot.source.state == SourceState.CONNECTED
+        and app.query_one(FleetTable).row_count == len(snapshot.speakers) > 0
+    )
+
+
+async def take(address: str, shot: Shot, out: Path) -> Path:
+    app = make_app(address, bus_label=DEMO_LABEL, clock=lambda: FIXED_NOW)
+    async with app.run_test(size=shot.size) as pilot:
+        deadline = time.monotonic() + LOAD_TIMEOUT_S
+        while not fleet_on_screen(app):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{shot.name}: the demo fleet did not load")
+            await pilot.pause(0.05)
+        for widget in app.query("*"):  # nothing blinks in a screenshot
+            if hasattr(widget, "cursor_blink"):
+                widget.cursor_blink = False
+        if shot.keys:
+            await pilot.press(*shot.keys)
+        await pilot.pause(0.3)
+        await pilot.wait_for_scheduled_animations()
+        path = out / f"{shot.name}.svg"
+        app.save_screenshot(filename=path.name, path=str(out))
+    return path
+
+
+def for_rsvg(svg_text: str) -> str:
+    """Rich writes spaces as no-break spaces, which librsvg draws narrower at the start of a
+    span (columns then drift); plain spaces with xml:space="preserve" keep the grid."""
+    return svg_text.replace("&#160;", " ").replace("<svg ", '<svg xml:space="preserve" ', 1)
+
+
+def to_png(svg: Path, rsvg: str) -> Path:
+    png = svg.with_suffix(".png")
+    subprocess.run(
+        [rsvg, "--format=png", f"--output={png}"],
+        input=for_rsvg(svg.read_text(encoding="utf-8")).encode(),
+        check=True,
+    )
+    return png
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "screenshots", help="output folder")
+    args = parser.parse_args(argv)
+    rsvg = shutil.which("rsvg-convert")
+    if rsvg is None:
+        print(
+            "screenshots: error: rsvg-convert not found; install librsvg2-bin "
+            "(`sudo apt-get install librsvg2-bin`, or `make setup`)",
+            file=sys.stderr,
+        )
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        fleet = DemoFleet(speed=FROZEN_SPEED)
+        address = fleet.start()
+    except DemoUnavailable as exc:
+        print(f"screenshots: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        for shot in SHOTS:
+            svg = asyncio.run(take(address, shot, args.out))
+            png = to_png(svg, rsvg)
+            print(f"{svg.relative_to(ROOT) if svg.is_relative_to(ROOT) else svg}  {png.name}")
+    finally:
+        fleet.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

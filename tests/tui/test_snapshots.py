@@ -1,0 +1,120 @@
+"""Snapshot tests: the demo fleet as SVG screenshots, compared with the accepted ones.
+
+snap_compare runs the app with its own event loop, so the fake BlueZ runs in a child process
+(DemoFleet). Time stands still (FIXED_CLOCK, TZ=UTC), the demo's timeline is slowed so that no
+scripted drop happens during a test, and nothing blinks. After a deliberate UI change:
+`pytest tests/tui/test_snapshots.py --snapshot-update`, then look at the SVGs before committing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from textual.pilot import Pilot
+
+from core.sim.demo import DemoFleet
+from tests.conftest import require_binary
+from tests.tui.helpers import FIXED_CLOCK, fleet_loaded, no_blink, until
+from tui.app import BtmonApp, make_app
+
+pytestmark = pytest.mark.dbus
+
+#: Demo timeline speed: the first scripted drop (45 s at speed 1) comes after 12.5 hours.
+FROZEN_SPEED = 0.001
+#: How the CLI names the demo's bus in the status line (a socket path would change every run).
+DEMO_LABEL = "the demo bus"
+
+
+@pytest.fixture
+def stable_terminal(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """UTC clock times and truecolor rendering, whatever the developer's terminal is."""
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("COLORTERM", "truecolor")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture(scope="module")
+def demo_bus() -> Iterator[str]:
+    """The demo fleet in a child process, shared by the module's screenshots (none changes it)."""
+    require_binary("dbus-daemon", "dbus-daemon")
+    with DemoFleet(speed=FROZEN_SPEED) as address:
+        yield address
+
+
+@pytest.fixture
+def app(demo_bus: str, stable_terminal: None) -> BtmonApp:
+    return make_app(demo_bus, bus_label=DEMO_LABEL, clock=FIXED_CLOCK)
+
+
+async def loaded(pilot: Pilot[object]) -> None:
+    """run_before: wait for the whole fleet, then stop every cursor from blinking."""
+    app = pilot.app
+    assert isinstance(app, BtmonApp)
+    await until(pilot, lambda: fleet_loaded(app), what="the demo fleet")
+    no_blink(app)
+    await pilot.pause()
+
+
+SnapCompare = Callable[..., bool]
+
+
+def test_main_100x30(snap_compare: SnapCompare, app: BtmonApp) -> None:
+    """The default size: table with address and volume, event log, status bar, footer."""
+    assert snap_compare(app, terminal_size=(100, 30), run_before=loaded)
+
+
+def test_main_80x24(snap_compare: SnapCompare, app: BtmonApp) -> None:
+    """A classic terminal: narrow columns (no address, no volume), every row visible."""
+    assert snap_compare(app, terminal_size=(80, 24), run_before=loaded)
+
+
+def test_wide_140x40_with_side_panel(snap_compare: SnapCompare, app: BtmonApp) -> None:
+    """From 120 columns the selected speaker's details sit beside the table."""
+    assert snap_compare(app, terminal_size=(140, 40), press=["down", "down"], run_before=loaded)
+
+
+def test_help(snap_compare: SnapCompare, app: BtmonApp) -> None:
+    """`?`: keys and what each verdict means."""
+    assert snap_compare(app, terminal_size=(100, 30), press=["question_mark"], run_before=loaded)
+
+
+def test_detail(snap_compare: SnapCompare, app: BtmonApp) -> None:
+    """`enter` on the fourth row: the ghost-connected speaker 'Bar'."""
+    assert snap_compare(
+        app, terminal_size=(100, 30), press=["down", "down", "down", "enter"], run_before=loaded
+    )
+
+
+def test_too_small(snap_compare: SnapCompare, app: BtmonApp) -> None:
+    """Below 60x12 the app says how big the terminal must be instead of drawing a mess."""
+    assert snap_compare(app, terminal_size=(50, 10), run_before=loaded)
+
+
+def test_bluez_gone(
+    snap_compare: SnapCompare, stable_terminal: None, request: pytest.FixtureRequest
+) -> None:
+    """bluetoothd stops: the status bar says WAITING and every verdict turns unknown."""
+    require_binary("dbus-daemon", "dbus-daemon")
+    fleet = DemoFleet(speed=FROZEN_SPEED)
+    address = fleet.start()
+    request.addfinalizer(fleet.stop)
+    app = make_app(address, bus_label=DEMO_LABEL, clock=FIXED_CLOCK)
+
+    async def stop_bluez(pilot: Pilot[object]) -> None:
+        await loaded(pilot)
+        await asyncio.to_thread(fleet.stop_service)  # waits for the child to exit
+        await until(
+            pilot,
+            lambda: app.snapshot is not None and app.snapshot.source.state.value == "waiting",
+            what="the source to wait for BlueZ",
+        )
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=stop_bluez)

@@ -1,0 +1,257 @@
+"""End to end: the real `btmon-tui --demo` in a real terminal (tmux), driven by key presses.
+
+Checks what a newcomer does first (read the fleet, open help, open a speaker, quit) and that
+quitting leaves nothing behind: no private dbus-daemon, no fake bluetoothd.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_binary
+
+pytestmark = [pytest.mark.tmux, pytest.mark.dbus]
+
+#: Seconds for the demo to come up (dbus-daemon + fake bluetoothd + first full fleet).
+START_TIMEOUT_S = 20.0
+#: Seconds for a key press to show on screen.
+KEY_TIMEOUT_S = 5.0
+#: An isolated tmux: no user config, no escape delay (so esc is esc at once), and the pane's
+#: last screen kept after the app exits (to look for a traceback).
+TMUX_CONF = "set -sg escape-time 0\nset -g remain-on-exit on\nset -g history-limit 0\n"
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment for tmux, minus COLUMNS/LINES: GNU readline (imported under
+    pytest) exports them at the C level, and the app would then believe the terminal is 80x24."""
+    return {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc (no psutil needed)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class Tmux:
+    """One private tmux server (its own socket) running one session."""
+
+    def __init__(self, tmux: str, workdir: Path) -> None:
+        self.base = [tmux, "-L", f"btmon-e2e-{os.getpid()}-{uuid.uuid4().hex[:8]}"]
+        self.conf = workdir / "tmux.conf"
+        self.conf.write_text(TMUX_CONF)
+
+    def run(self, *args: str) -> str:
+        done = subprocess.run(
+            [*self.base, *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+            env=clean_env(),
+        )
+        return done.stdout
+
+    def start(self, command: str, width: int, height: int) -> None:
+        self.run("-f", str(self.conf), "new-session", "-d", "-s", "e2e", "-x", str(width),
+                 "-y", str(height), command)  # fmt: skip
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "e2e")
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", "-t", "e2e", *keys)
+
+    def pane(self, fmt: str) -> str:
+        return self.run("display-message", "-p", "-t", "e2e", fmt).strip()
+
+    def wait(self, predicate: Callable[[str], bool], what: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.screen()
+            if predicate(text):
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n{text}")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=10)
+
+
+@dataclass
+class Demo:
+    """`btmon-tui --demo` running in a tmux pane, and the processes it started."""
+
+    tmux: Tmux
+    status_file: Path
+    shell_pid: int = 0
+    app_pid: int = 0
+    children: list[int] = field(default_factory=list)
+    bus_address: str = ""
+
+    def start(self, width: int = 100, height: int = 30) -> str:
+        """Start the app; return the screen once the fleet is on it."""
+        # A shell notes the exit status in a file: tmux's own #{pane_dead_status} is sometimes
+        # empty when the pty closes before the exit is reaped.
+        self.status_file.unlink(missing_ok=True)
+        command = f"{btmon_command()}; echo $? > {shlex.quote(str(self.status_file))}"
+        self.tmux.start(command, width, height)
+        self.shell_pid = int(self.tmux.pane("#{pane_pid}"))
+        screen = self.tmux.wait(
+            lambda s: "connected speakers streaming" in s, "the fleet line", START_TIMEOUT_S
+        )
+        (self.app_pid,) = _children(self.shell_pid)
+        # The demo's private bus and fake bluetoothd are the app's children.
+        self.children = descendants(self.app_pid)
+        commands = [cmdline(pid) for pid in self.children]
+        assert any("dbus-daemon" in c for c in commands), commands
+        sim = shlex.split(next(c for c in commands if "core.sim" in c))
+        self.bus_address = sim[sim.index("--address") + 1]
+        return screen
+
+    def exit_status(self) -> int:
+        """Wait for the app to end; its exit status."""
+        deadline = time.monotonic() + KEY_TIMEOUT_S
+        while not self.status_file.exists() or not self.status_file.read_text().strip():
+            assert time.monotonic() < deadline, (
+                f"btmon-tui did not end (alive: {alive(self.app_pid)}):\n{self.tmux.screen()}"
+            )
+            time.sleep(0.05)
+        return int(self.status_file.read_text())
+
+    def assert_all_gone(self) -> None:
+        """The app, its dbus-daemon and its fake bluetoothd have all ended."""
+        ours = [self.app_pid, *self.children]
+        deadline = time.monotonic() + KEY_TIMEOUT_S
+        while any(alive(pid) for pid in ours) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = {pid: cmdline(pid) for pid in ours if alive(pid)}
+        assert not left, f"still running: {left}"
+        users = [
+            cmdline(int(p.parent.name))
+            for p in Path("/proc").glob("[0-9]*/cmdline")
+            if self.bus_address in cmdline(int(p.parent.name))
+        ]
+        assert not users, f"processes still using the demo bus: {users}"
+        socket = Path(self.bus_address.removeprefix("unix:path=").split(",", 1)[0])
+        assert not socket.parent.exists(), f"the demo bus left {socket.parent} behind"
+
+    def cleanup(self) -> None:
+        """Kill the tmux server, then whatever this test started that outlived it (by pid)."""
+        ours = set(self.children)
+        if self.shell_pid and alive(self.shell_pid):
+            ours.update(descendants(self.shell_pid))
+        self.tmux.kill()
+        for pid in ours:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    require_binary("dbus-daemon", "dbus-daemon")
+    running = Demo(Tmux(require_binary("tmux", "tmux"), tmp_path), tmp_path / "exit-status")
+    try:
+        yield running
+    finally:
+        running.cleanup()
+
+
+def btmon_command() -> str:
+    script = Path(sys.executable).parent / "btmon-tui"
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "tui.cli"]
+    return shlex.join([*argv, "--demo"])
+
+
+def test_demo_help_detail_and_clean_quit(demo: Demo) -> None:
+    tmux = demo.tmux
+    screen = demo.start(100, 30)
+    assert "3 of 6 connected speakers streaming" in screen
+    assert "connected-idle" in screen and "Bar" in screen
+    assert " OK " in screen
+
+    tmux.keys("?")
+    screen = tmux.wait(lambda s: "btmon-tui help" in s, "the help screen", KEY_TIMEOUT_S)
+    assert "Verdicts" in screen
+    assert "shows Connected but gets no audio" in screen
+    tmux.keys("Escape")
+    tmux.wait(lambda s: "btmon-tui help" not in s, "help to close", KEY_TIMEOUT_S)
+
+    tmux.keys("Down", "Down", "Enter")  # third row: Sub Bass
+    screen = tmux.wait(
+        lambda s: "Sub Bass  00:1A:7D:DA:71:03" in s and "esc Back" in s,
+        "the detail screen with its footer",
+        KEY_TIMEOUT_S,
+    )
+    assert "active, aptX LL" in screen
+    tmux.keys("Escape")
+    tmux.wait(
+        lambda s: "connected speakers streaming" in s and "Stage Left" in s,
+        "the fleet view again",
+        KEY_TIMEOUT_S,
+    )
+
+    tmux.keys("q")
+    status = demo.exit_status()
+    assert status == 0, f"btmon-tui exited with {status}:\n{tmux.screen()}"
+    assert "Traceback" not in tmux.screen()
+    demo.assert_all_gone()
+
+
+def test_closed_terminal_leaves_nothing_behind(demo: Demo) -> None:
+    """An SSH drop: the terminal goes away (SIGHUP) and the demo's processes must go too."""
+    demo.start(80, 24)
+    demo.tmux.kill()
+    demo.assert_all_gone()
+
+
+def test_sigterm_exits_cleanly(demo: Demo) -> None:
+    demo.start(80, 24)
+    os.kill(demo.app_pid, signal.SIGTERM)
+    assert demo.exit_status() == 128 + signal.SIGTERM
+    assert "Traceback" not in demo.tmux.screen()
+    demo.assert_all_gone()
