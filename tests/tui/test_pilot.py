@@ -223,7 +223,11 @@ async def test_bluez_going_away_shows_waiting_and_unknown(
             lambda: set(verdicts(run.app).values()) == {"unknown"},
             what="every verdict unknown",
         )
-        await until(pilot, lambda: any(" WAITING " in line for line in screen_lines(run.app)[-3:]), what="WAITING")
+        await until(
+            pilot,
+            lambda: any(" WAITING " in line for line in screen_lines(run.app)[-3:]),
+            what="WAITING",
+        )
         assert run.posted(SourceChanged)[-1].status.state == SourceState.WAITING
         assert "fleet state unknown" in screen_lines(run.app)[0]
         assert "connected speakers streaming" not in screen_lines(run.app)[0]
@@ -231,7 +235,11 @@ async def test_bluez_going_away_shows_waiting_and_unknown(
         # bluetoothd comes back: the app follows it without a restart.
         await bluez_service.start(build_default)
         await until(pilot, lambda: verdicts(run.app) == DEMO_VERDICTS, what="the fleet again")
-        await until(pilot, lambda: any(line.startswith(" OK ") for line in screen_lines(run.app)[-3:]), what="OK")
+        await until(
+            pilot,
+            lambda: any(line.startswith(" OK ") for line in screen_lines(run.app)[-3:]),
+            what="OK",
+        )
         assert run.posted(SourceChanged)[-1].status.state == SourceState.CONNECTED
 
 
