@@ -29,4 +29,7 @@ def classify(facts: DeviceFacts, now: float, *, source_available: bool = True) -
         return Verdict.STREAMING
     if transport.state == "pending":
         return Verdict.PENDING
-    return Verdict.CONNECTED_IDLE
+    if transport.state == "idle":
+        return Verdict.CONNECTED_IDLE
+    # A state BlueZ does not document (or one we were not told): no data to judge on.
+    return Verdict.UNKNOWN

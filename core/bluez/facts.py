@@ -59,7 +59,8 @@ def a2dp_transport(transports: list[dict[str, Any]]) -> Transport | None:
             continue
         state = props.get("State")
         if state not in TRANSPORT_STATES:
-            state = "idle" if state is None else str(state)
+            # Invalidated or never sent: say so instead of guessing idle.
+            state = "unknown" if state is None else str(state)
         if best is None or _STATE_RANK.get(state, 0) > _STATE_RANK.get(best["State"], 0):
             best = {**props, "State": state}
     if best is None:

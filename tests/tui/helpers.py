@@ -22,7 +22,7 @@ FIXED_CLOCK: Final[Callable[[], float]] = lambda: FIXED_NOW  # noqa: E731
 #: Rows the default demo fleet shows (every device in it is a speaker).
 DEMO_ROWS: Final = sum(1 for dev in DEFAULT_FLEET if dev.kind == "speaker")
 #: Seconds to wait for the first full fleet from the fake (a dbus round trip takes ms).
-LOAD_TIMEOUT_S: Final = 5.0
+LOAD_TIMEOUT_S: Final = 10.0
 
 
 def screen_lines(app: App[object]) -> list[str]:

@@ -110,9 +110,11 @@ def test_transport_fields() -> None:
 
 
 def test_missing_optional_transport_fields() -> None:
-    """No Delay, Volume, Codec or State: None, None, None and 'idle' (nothing invented)."""
+    """No Delay, Volume, Codec or State: None, None, None and 'unknown' (nothing invented)."""
     chosen = a2dp_transport([tprops("/t/fd0", UUID=A2DP_SOURCE_UUID)])
-    assert chosen == Transport(path="/t/fd0", state="idle", codec=None, delay_ms=None, volume=None)
+    assert chosen == Transport(
+        path="/t/fd0", state="unknown", codec=None, delay_ms=None, volume=None
+    )
 
 
 @pytest.mark.parametrize(

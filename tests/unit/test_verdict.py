@@ -138,3 +138,10 @@ def test_time_is_data() -> None:
         Verdict.STREAMING,
         Verdict.STALLED,
     ]
+
+
+@pytest.mark.parametrize("state", ["unknown", "paused", ""])
+def test_undocumented_transport_state_is_unknown(state: str) -> None:
+    """A state BlueZ does not document (or an invalidated one) is no evidence of idle."""
+    facts = make_facts(transport=transport(state=state))
+    assert classify(facts, 100.0) == Verdict.UNKNOWN
