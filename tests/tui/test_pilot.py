@@ -83,7 +83,8 @@ async def test_fleet_loads_with_every_verdict(fake: FakeBluez, run: Run) -> None
         lines = screen_lines(run.app)
         assert "3 of 6 connected speakers streaming" in lines[0]
         assert "connected without audio: Bar, Patio" in lines[0]
-        assert lines[-2].startswith(" OK ")
+        # The status bar wraps to two lines when the bus path is long.
+        assert any(line.startswith(" OK ") for line in lines[-3:-1])
         statuses = [m.status.state for m in run.posted(SourceChanged)]
         assert statuses[-1] == SourceState.CONNECTED
         updates = run.posted(FleetUpdated)
