@@ -91,6 +91,37 @@ class TransportEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DropoutEvent(Event):
+    """An interruption of a speaker's audio the operator did not cause (DESIGN §4.3).
+
+    `t` is when the audio stopped. Emitted once when the dropout is confirmed (`phase`
+    "start", `duration_s` null) and once when the speaker streams again (`phase` "end", with
+    `duration_s` and `end_t`); readers count a dropout once per (address, kind, t).
+    """
+
+    type: ClassVar[str] = "dropout"
+    address: str
+    kind: str
+    duration_s: float | None = None
+    phase: str = "start"
+    end_t: float | None = None
+    #: Other speakers that dropped within a few seconds of this one (host or interference).
+    together_with: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "t": self.t,
+            "address": self.address,
+            "kind": self.kind,
+            "duration_s": self.duration_s,
+            "phase": self.phase,
+            "end_t": self.end_t,
+            "together_with": list(self.together_with),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SourceEvent(Event):
     """The BlueZ source changed state (BlueZ appeared, vanished, or an error). Extension of §4.2."""
 

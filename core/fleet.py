@@ -117,6 +117,22 @@ class FleetState:
             events.extend(self._rejudge(path, facts, now))
         return events
 
+    def annotate(
+        self, address: str, last_dropout: float | None, period_s: float | None, now: float
+    ) -> list[Event]:
+        """Set a speaker's dropout facts (from the DropoutDetector); a speaker event if changed."""
+        events: list[Event] = []
+        for path, speaker in list(self.speakers.items()):
+            if speaker.address != address:
+                continue
+            if (speaker.last_dropout, speaker.period_s) == (last_dropout, period_s):
+                continue
+            updated = replace(speaker, last_dropout=last_dropout, period_s=period_s, changed_t=now)
+            self.speakers[path] = updated
+            self.version += 1
+            events.append(SpeakerEvent(now, updated))
+        return events
+
     def set_source(self, status: SourceStatus, now: float) -> list[Event]:
         """The BlueZ source changed; all verdicts follow (unknown while BlueZ is away)."""
         if status == self.source:

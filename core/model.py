@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -166,3 +167,21 @@ class FleetSnapshot:
     counts: FleetCounts = field(default_factory=lambda: FleetCounts(0, 0, 0))
     #: Bumped on every change, so a renderer can skip identical snapshots cheaply.
     version: int = 0
+    #: Dropout history per speaker address (only speakers that ever dropped).
+    dropouts: Mapping[str, DropoutSummary] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DropoutSummary:
+    """What the UI shows about one speaker's dropouts."""
+
+    count: int
+    last: float | None
+    period_s: float | None
+    #: 0..1; 0 when there is no period.
+    confidence: float
+    next_expected: float | None
+    #: (start, kind, duration_s or None while still out), oldest first, at most the last 50.
+    recent: tuple[tuple[float, str, float | None], ...] = ()
+    #: A different period seen earlier (firmware update, new venue), if any.
+    previous_period_s: float | None = None

@@ -152,8 +152,8 @@ async def _watch(
     bus: str, label: str, as_json: bool, duration: float | None, include_all: bool
 ) -> int:
     from core.bluez.bus import BusUnavailable, open_bus
-    from core.bluez.client import BluezMirror
     from core.describe import clock_time, describe_event
+    from core.monitor import Monitor
 
     try:
         probe = await open_bus(bus)
@@ -180,8 +180,9 @@ async def _watch(
                     out.write(f"{clock_time(event.t)}  {line}\n")
         out.flush()
 
-    mirror = BluezMirror(bus, bus_label=label, include_all=include_all, on_events=write)
-    task = asyncio.create_task(mirror.run())
+    monitor = Monitor(bus, bus_label=label, include_all=include_all, on_events=write)
+    mirror = monitor.mirror
+    task = asyncio.create_task(monitor.run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGHUP):

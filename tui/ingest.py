@@ -1,5 +1,5 @@
-"""The one place core meets Textual: runs the BlueZ mirror on the app's loop and hands the
-app immutable snapshots plus the events since the last pull."""
+"""The one place core meets Textual: runs the Monitor on the app's loop and hands the app
+immutable snapshots plus the events since the last pull."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from core.bluez.client import BluezMirror
 from core.events import Event
 from core.model import FleetSnapshot, SourceStatus
+from core.monitor import EventLog, Monitor
 
 #: Events kept for the log and detail views (about an hour of a busy fleet).
 EVENT_HISTORY = 5000
@@ -34,7 +34,7 @@ class SourceChanged(Message):
 
 
 class FleetFeed:
-    """Owns the mirror; buffers its events until the render timer pulls them."""
+    """Owns the Monitor; buffers its events until the render timer pulls them."""
 
     def __init__(
         self,
@@ -43,23 +43,26 @@ class FleetFeed:
         bus_label: str = "",
         include_all: bool = False,
         clock: Callable[[], float] = time.time,
+        log: EventLog | None = None,
     ) -> None:
         self._pending: list[Event] = []
         self.history: deque[Event] = deque(maxlen=EVENT_HISTORY)
-        self.mirror = BluezMirror(
+        self.monitor = Monitor(
             bus,
             bus_label=bus_label,
             include_all=include_all,
             clock=clock,
+            log=log,
             on_events=self._on_events,
         )
+        self.mirror = self.monitor.mirror
         self._last_version = -1
 
     def _on_events(self, events: list[Event]) -> None:
         self._pending.extend(events)
 
     async def run(self) -> None:
-        await self.mirror.run()
+        await self.monitor.run()
 
     def pull(self) -> tuple[FleetSnapshot, list[Event]] | None:
         """The new snapshot and events, or None when nothing changed since the last pull."""
@@ -69,7 +72,7 @@ class FleetFeed:
         self._last_version = state.version
         events, self._pending = self._pending, []
         self.history.extend(events)
-        return self.mirror.snapshot(), events
+        return self.monitor.snapshot(), events
 
     def warnings(self) -> list[str]:
         return list(self.mirror.warnings)

@@ -1,0 +1,148 @@
+"""Monitor: the BlueZ mirror, the dropout detector and the event log wired together once.
+
+The TUI and the headless commands both run a Monitor, so a dropout seen in one is seen the
+same way in the other, and every event reaches the log before anyone else sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any, Protocol
+
+from core.bluez.client import BluezMirror
+from core.dropout import DropoutDetector
+from core.events import DropoutEvent, Event
+from core.fleet import FleetState
+from core.model import DropoutSummary, FleetSnapshot
+
+#: How often pending transport losses are confirmed (well under CONFIRM_AFTER_S).
+TICK_S = 0.5
+#: Dropouts kept per speaker in a snapshot (the detail view lists them).
+RECENT_DROPOUTS = 50
+
+EventSink = Callable[[list[Event]], None]
+
+
+class EventLog(Protocol):
+    """What the Monitor needs from the event store (core.store.EventStore)."""
+
+    def append(self, events: Iterable[Event | dict[str, Any]]) -> None: ...
+
+
+class Monitor:
+    """One source of truth for a running btmon-tui: fleet state, dropouts, the log."""
+
+    def __init__(
+        self,
+        bus: str,
+        *,
+        bus_label: str = "",
+        include_all: bool = False,
+        clock: Callable[[], float] = time.time,
+        log: EventLog | None = None,
+        on_events: EventSink | None = None,
+    ) -> None:
+        self.clock = clock
+        self.log = log
+        self.on_events = on_events
+        self.detector = DropoutDetector()
+        self.mirror = BluezMirror(
+            bus,
+            bus_label=bus_label,
+            include_all=include_all,
+            clock=clock,
+            on_events=self._from_mirror,
+        )
+
+    @property
+    def state(self) -> FleetState:
+        return self.mirror.state
+
+    def load_history(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Feed recorded dropouts (from the log) so periods survive a restart; returns count."""
+        count = 0
+        for record in records:
+            if record.get("type") == "dropout":
+                self.detector.observe(record, float(record.get("t", 0.0)))
+                count += 1
+        return count
+
+    async def run(self) -> None:
+        ticker = asyncio.create_task(self._tick())
+        try:
+            await self.mirror.run()
+        finally:
+            ticker.cancel()
+
+    async def wait_ready(self, timeout: float) -> bool:
+        return await self.mirror.wait_ready(timeout)
+
+    def snapshot(self) -> FleetSnapshot:
+        snap = self.mirror.snapshot()
+        return replace(snap, dropouts=self.dropout_summaries(snap.t))
+
+    def dropout_summaries(self, now: float) -> dict[str, DropoutSummary]:
+        out: dict[str, DropoutSummary] = {}
+        for address in self.detector.speakers:
+            history = self.detector.dropouts(address)
+            if not history:
+                continue
+            period = self.detector.period(address)
+            out[address] = DropoutSummary(
+                count=len(history),
+                last=history[-1].start,
+                period_s=period.period_s if period else None,
+                confidence=period.confidence if period else 0.0,
+                next_expected=period.next_expected(now) if period else None,
+                recent=tuple((d.start, d.kind, d.duration_s) for d in history[-RECENT_DROPOUTS:]),
+                previous_period_s=getattr(period, "previous_s", None) if period else None,
+            )
+        return out
+
+    # -- internals -----------------------------------------------------------------------
+    def _from_mirror(self, events: list[Event]) -> None:
+        now = self.clock()
+        dropouts = self.detector.observe_events(events, now)
+        self._publish(events + dropouts + self._annotations(events, dropouts, now))
+
+    def _annotations(
+        self, events: list[Event], dropouts: list[DropoutEvent], now: float
+    ) -> list[Event]:
+        """Speaker events carrying last_dropout/period_s for speakers whose facts moved."""
+        addresses = {d.address for d in dropouts}
+        addresses |= {
+            a
+            for e in events
+            if e.type == "speaker" and (a := e.to_json()["address"]) in self.detector.speakers
+        }
+        out: list[Event] = []
+        for address in sorted(addresses):
+            period = self.detector.period(address)
+            out.extend(
+                self.mirror.state.annotate(
+                    address,
+                    self.detector.last_dropout(address),
+                    round(period.period_s, 1) if period else None,
+                    now,
+                )
+            )
+        return out
+
+    def _publish(self, events: list[Event]) -> None:
+        if not events:
+            return
+        if self.log is not None:
+            self.log.append(events)
+        if self.on_events is not None:
+            self.on_events(events)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = self.clock()
+            dropouts = self.detector.tick(now)
+            if dropouts:
+                self._publish([*dropouts, *self._annotations([], dropouts, now)])
