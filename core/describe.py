@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from core.model import Verdict
+from core.model import DropoutSummary, Verdict
 
 #: Verdict -> short label for the table, with a symbol so it reads without colour.
 VERDICT_LABEL: dict[Verdict, str] = {
@@ -28,12 +29,28 @@ REASON_WORDS: dict[str, str] = {
 }
 
 
+DROPOUT_WORDS: dict[str, str] = {
+    "link": "link lost while streaming",
+    "transport": "audio stream stopped while others play",
+    "stall": "stream stalled, no media",
+    "probe": "the probe did not hear it",
+}
+
+
+def describe_dropout(kind: str, together_with: Sequence[str] = ()) -> str:
+    """'link lost while streaming — together with 2 other speaker(s)'."""
+    what = DROPOUT_WORDS.get(kind, kind)
+    if together_with:
+        what += f" — together with {len(together_with)} other speaker(s)"
+    return what
+
+
 def clock_time(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
 
 
 def age(seconds: float) -> str:
-    """'4s', '3m05s', '2h10m' — how long ago, compact for a table cell."""
+    """'4s', '3m05s', '2h10m' — a duration (how long ago, a period), compact for a cell."""
     seconds = max(0, int(seconds))
     if seconds < 60:
         return f"{seconds}s"
@@ -65,7 +82,60 @@ def describe_event(event: dict[str, Any], names: dict[str, str] | None = None) -
     if kind == "source":
         return str(event.get("detail"))
     if kind == "dropout":
-        return f"{who}: DROPOUT ({event.get('kind')})"
+        if event.get("phase") == "end":
+            what = DROPOUT_WORDS.get(str(event.get("kind")), str(event.get("kind")))
+            return f"{who}: back after {event.get('duration_s')} s ({what})"
+        return f"{who}: DROPOUT — " + describe_dropout(
+            str(event.get("kind")), event.get("together_with") or ()
+        )
     if kind == "action":
         return f"{who}: {event.get('action')} {event.get('result')} {event.get('detail') or ''}"
     return None
+
+
+def countdown(seconds: float) -> str:
+    """'1:10', '12:05', '-0:03' (overdue) — minutes:seconds until an expected moment."""
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(round(seconds))
+    if seconds >= 3600:
+        return f"{sign}{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{sign}{seconds // 60}:{seconds % 60:02d}"
+
+
+def dropout_cell(summary: DropoutSummary | None, now: float) -> str:
+    """Table cell: '0', '3', '5 ~4m42s →1:10' (count, period, time to the next expected)."""
+    if summary is None:
+        return "0"
+    text = str(summary.count)
+    if summary.period_s is not None:
+        text += f" ~{age(summary.period_s)}"
+        if summary.next_expected is not None:
+            text += f" →{countdown(summary.next_expected - now)}"
+    return text
+
+
+def timeline(
+    summary: DropoutSummary | None, now: float, *, width: int = 12, span_s: float = 3600.0
+) -> str:
+    """A strip over the last `span_s`, oldest left: '·' quiet, '▮' a dropout in that slot."""
+    slots = ["·"] * width
+    if summary is not None:
+        slot_s = span_s / width
+        for start, _kind, _duration in summary.recent:
+            age_s = now - start
+            if 0 <= age_s < span_s:
+                slots[width - 1 - int(age_s // slot_s)] = "▮"
+    return "".join(slots)
+
+
+def period_sentence(summary: DropoutSummary, now: float) -> str:
+    """'drops every 4m42s (confidence 97%), next expected in 1:10 (at 20:04:42)'."""
+    if summary.period_s is None:
+        return "no regular pattern in its dropouts"
+    text = f"drops every {age(summary.period_s)} (confidence {summary.confidence * 100:.0f}%)"
+    if summary.next_expected is not None:
+        wait = summary.next_expected - now
+        text += f", next expected in {countdown(wait)} (at {clock_time(summary.next_expected)})"
+    if summary.previous_period_s is not None:
+        text += f"; was every {age(summary.previous_period_s)} before"
+    return text

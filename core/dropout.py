@@ -86,9 +86,15 @@ class DropoutDetector:
             return self._speaker(address, record, t)
         if kind == "device" and record.get("connected") is False:
             return self._disconnected(address, record.get("reason"), t)
-        if kind == "dropout" and record.get("phase", "start") == "start":
+        if kind == "dropout":
             # A recorded dropout (history from the log): remember it, emit nothing.
-            self._remember(address, str(record.get("kind", "link")), t)
+            end = record.get("end_t")
+            self._remember(
+                address,
+                str(record.get("kind", "link")),
+                t,
+                float(end) if isinstance(end, int | float) else None,
+            )
         return []
 
     def probe_missed(self, address: str, t: float) -> list[DropoutEvent]:
@@ -194,10 +200,13 @@ class DropoutDetector:
             ended.together_with,
         )
 
-    def _remember(self, address: str, kind: str, t: float) -> None:
+    def _remember(self, address: str, kind: str, t: float, end: float | None) -> None:
         spk = self.speakers.setdefault(address, _Speaker())
-        if any(d.start == t and d.kind == kind for d in spk.history):
-            return
-        spk.history.append(Dropout(address, kind, t))
+        for index, known in enumerate(spk.history):
+            if known.start == t and known.kind == kind:
+                if end is not None and known.end is None:
+                    spk.history[index] = Dropout(address, kind, t, end, known.together_with)
+                return
+        spk.history.append(Dropout(address, kind, t, end))
         spk.history.sort(key=lambda d: d.start)
         self._periods.pop(address, None)

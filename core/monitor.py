@@ -84,6 +84,10 @@ class Monitor:
         snap = self.mirror.snapshot()
         return replace(snap, dropouts=self.dropout_summaries(snap.t))
 
+    def has_periods(self) -> bool:
+        """True when any speaker has a dropout period (its countdown needs redrawing)."""
+        return any(self.detector.period(a) is not None for a in self.detector.speakers)
+
     def dropout_summaries(self, now: float) -> dict[str, DropoutSummary]:
         out: dict[str, DropoutSummary] = {}
         for address in self.detector.speakers:

@@ -31,6 +31,7 @@ time.tzset()
 from core.model import SourceState  # noqa: E402
 from core.sim.daemon import DemoUnavailable  # noqa: E402
 from core.sim.demo import DemoFleet  # noqa: E402
+from core.sim.scenario import seed_history  # noqa: E402
 from tui.app import BtmonApp, make_app  # noqa: E402
 from tui.widgets.fleet_table import FleetTable  # noqa: E402
 
@@ -72,7 +73,9 @@ def fleet_on_screen(app: BtmonApp) -> bool:
 
 
 async def take(address: str, shot: Shot, out: Path) -> Path:
-    app = make_app(address, bus_label=DEMO_LABEL, clock=lambda: FIXED_NOW)
+    app = make_app(
+        address, bus_label=DEMO_LABEL, clock=lambda: FIXED_NOW, history=seed_history(FIXED_NOW)
+    )
     async with app.run_test(size=shot.size) as pilot:
         deadline = time.monotonic() + LOAD_TIMEOUT_S
         while not fleet_on_screen(app):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 from rich.console import Console
 from textual import events, on, work
@@ -13,7 +13,9 @@ from textual.containers import Horizontal
 from textual.geometry import Size
 from textual.widgets import Footer, Static
 
-from core.model import FleetSnapshot, SourceStatus
+from core.describe import age, countdown, describe_dropout
+from core.events import DropoutEvent, Event
+from core.model import DropoutSummary, FleetSnapshot, SourceStatus, Speaker
 from tui.ingest import FleetFeed, FleetUpdated, SourceChanged
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
@@ -23,6 +25,8 @@ from tui.widgets.panels import DetailPanel, EventLog, FleetLine, StatusBar
 #: Render rate: the screen is repainted from a snapshot at most this often (DESIGN §2);
 #: 10 Hz keeps change -> screen latency well under 250 ms while bursts coalesce.
 RENDER_INTERVAL_S = 0.1
+#: A predicted dropout is announced this many seconds ahead.
+DUE_WARNING_S = 30
 #: Below this size the layout cannot show a usable table; we say so instead.
 MIN_WIDTH, MIN_HEIGHT = 60, 12
 #: Width from which the detail panel sits beside the table.
@@ -50,6 +54,8 @@ class BtmonApp(App[int]):
         self.snapshot: FleetSnapshot | None = None
         self._source: SourceStatus | None = None
         self._warned = 0
+        #: Predicted dropout time already announced per speaker (one toast per prediction).
+        self._warned_due: dict[str, float] = {}
 
     def compose(self) -> ComposeResult:
         yield FleetLine(" connecting…", id="fleet-line")
@@ -96,6 +102,33 @@ class BtmonApp(App[int]):
         if snapshot.source != self._source:
             self._source = snapshot.source
             self.post_message(SourceChanged(snapshot.source))
+        self._alert(snapshot, message.events)
+
+    def _alert(self, snapshot: FleetSnapshot, events: list[Event]) -> None:
+        """A toast when a speaker drops out, and when a predicted dropout is near."""
+        names = {s.address: s.name for s in snapshot.speakers}
+        for event in events:
+            if isinstance(event, DropoutEvent) and event.phase == "start":
+                self.notify(
+                    f"{names.get(event.address, event.address)}: "
+                    + describe_dropout(event.kind, event.together_with),
+                    title="Dropout",
+                    severity="error",
+                    timeout=8,
+                )
+        for address, summary in snapshot.dropouts.items():
+            due = summary.next_expected
+            if due is None or address not in names or self._warned_due.get(address) == due:
+                continue
+            if 0 <= due - snapshot.t <= DUE_WARNING_S:
+                self._warned_due[address] = due
+                self.notify(
+                    f"{names[address]} is expected to drop in {countdown(due - snapshot.t)} "
+                    f"(every {age(summary.period_s or 0)}): resync it now or swap it",
+                    title="Dropout due",
+                    severity="warning",
+                    timeout=10,
+                )
 
     @on(FleetTable.SpeakerSelected)
     def _selected(self, _message: FleetTable.SpeakerSelected) -> None:
@@ -107,19 +140,22 @@ class BtmonApp(App[int]):
         self.push_screen(screen)
         self.call_after_refresh(self._show_detail)
 
-    def _speaker(self, path: str | None):  # type: ignore[no-untyped-def]
+    def _speaker(self, path: str | None) -> tuple[Speaker | None, DropoutSummary | None]:
         if self.snapshot is None or path is None:
-            return None
-        return next((s for s in self.snapshot.speakers if s.path == path), None)
+            return None, None
+        speaker = next((s for s in self.snapshot.speakers if s.path == path), None)
+        summary = self.snapshot.dropouts.get(speaker.address) if speaker else None
+        return speaker, summary
 
     def _show_detail(self) -> None:
         now = self.clock()
         if isinstance(self.screen, DetailScreen):
-            self.screen.show(self._speaker(self.screen.path), self.feed.history, now)
+            speaker, summary = self._speaker(self.screen.path)
+            self.screen.show(speaker, self.feed.history, now, summary)
         panel = self.query_one("#detail", DetailPanel)
         if panel.display or self.size.width >= SIDE_PANEL_WIDTH:
-            path = self.query_one(FleetTable).selected_path
-            panel.show(self._speaker(path), self.feed.history, now)
+            speaker, summary = self._speaker(self.query_one(FleetTable).selected_path)
+            panel.show(speaker, self.feed.history, now, summary)
 
     def on_resize(self, event: events.Resize) -> None:
         # This handler runs before App._on_resize stores the new size: use the event's.
@@ -165,9 +201,14 @@ def make_app(
     bus_label: str = "",
     include_all: bool = False,
     clock: Callable[[], float] = time.time,
+    history: Iterable[Mapping[str, object]] = (),
 ) -> BtmonApp:
-    """The one app factory, used by the command line, the tests and the screenshot script."""
+    """The one app factory, used by the command line, the tests and the screenshot script.
+
+    `history`: recorded dropout records (from the event log, or the demo's seed) to start with.
+    """
     feed = FleetFeed(bus, bus_label=bus_label, include_all=include_all, clock=clock)
+    feed.monitor.load_history(history)
     return BtmonApp(feed, clock=clock, ansi_color=few_colours())
 
 

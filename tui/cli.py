@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from core.events import Event
 from core.sim.daemon import DemoUnavailable
@@ -92,14 +93,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "watch":
         if args.duration is not None and args.duration < 0:
             return fail("--duration must be 0 or more seconds")
-        return _with_source(args, lambda bus, label: _run_watch(args, bus, label))
-    return _with_source(args, lambda bus, label: _run_tui(args, bus, label))
+        return _with_source(args, lambda source: _run_watch(args, source))
+    return _with_source(args, lambda source: _run_tui(args, source))
 
 
-def _with_source(args: argparse.Namespace, run: Callable[[str, str], int]) -> int:
+@dataclass(frozen=True)
+class Source:
+    """Where the fleet comes from: a bus, how to name it, and dropout history to start with."""
+
+    bus: str
+    label: str = ""
+    history: tuple[dict[str, object], ...] = ()
+
+
+def _with_source(args: argparse.Namespace, run: Callable[[Source], int]) -> int:
     if not args.demo:
-        return run(args.bus, "")
+        return run(Source(args.bus))
+    import time
+
     from core.sim.demo import DemoFleet
+    from core.sim.scenario import seed_history
 
     fleet = DemoFleet(speed=args.speed)
     try:
@@ -107,15 +120,17 @@ def _with_source(args: argparse.Namespace, run: Callable[[str, str], int]) -> in
     except DemoUnavailable as exc:
         return fail(str(exc))
     try:
-        return run(address, "the demo bus")
+        return run(Source(address, "the demo bus", tuple(seed_history(time.time(), args.speed))))
     finally:
         fleet.stop()
 
 
-def _run_tui(args: argparse.Namespace, bus: str, label: str) -> int:
+def _run_tui(args: argparse.Namespace, source: Source) -> int:
     from tui.app import make_app
 
-    app = make_app(bus, bus_label=label, include_all=args.include_all)
+    app = make_app(
+        source.bus, bus_label=source.label, include_all=args.include_all, history=source.history
+    )
 
     def hang_up(signum: int, _frame: object) -> None:
         # A closed terminal (SSH drop: SIGHUP) or a kill (SIGTERM) would otherwise end the
@@ -136,9 +151,9 @@ def _run_tui(args: argparse.Namespace, bus: str, label: str) -> int:
     return app.return_code or 0
 
 
-def _run_watch(args: argparse.Namespace, bus: str, label: str) -> int:
+def _run_watch(args: argparse.Namespace, source: Source) -> int:
     try:
-        return asyncio.run(_watch(bus, label, args.json, args.duration, args.include_all))
+        return asyncio.run(_watch(source, args.json, args.duration, args.include_all))
     except KeyboardInterrupt:
         return 0
     except BrokenPipeError:
@@ -148,15 +163,13 @@ def _run_watch(args: argparse.Namespace, bus: str, label: str) -> int:
         return 0
 
 
-async def _watch(
-    bus: str, label: str, as_json: bool, duration: float | None, include_all: bool
-) -> int:
+async def _watch(source: Source, as_json: bool, duration: float | None, include_all: bool) -> int:
     from core.bluez.bus import BusUnavailable, open_bus
     from core.describe import clock_time, describe_event
     from core.monitor import Monitor
 
     try:
-        probe = await open_bus(bus)
+        probe = await open_bus(source.bus)
         probe.disconnect()
     except BusUnavailable as exc:
         return fail(str(exc))
@@ -180,7 +193,8 @@ async def _watch(
                     out.write(f"{clock_time(event.t)}  {line}\n")
         out.flush()
 
-    monitor = Monitor(bus, bus_label=label, include_all=include_all, on_events=write)
+    monitor = Monitor(source.bus, bus_label=source.label, include_all=include_all, on_events=write)
+    monitor.load_history(source.history)
     mirror = monitor.mirror
     task = asyncio.create_task(monitor.run())
     stop = asyncio.Event()

@@ -57,6 +57,7 @@ class FleetFeed:
         )
         self.mirror = self.monitor.mirror
         self._last_version = -1
+        self._last_second = -1
 
     def _on_events(self, events: list[Event]) -> None:
         self._pending.extend(events)
@@ -67,9 +68,13 @@ class FleetFeed:
     def pull(self) -> tuple[FleetSnapshot, list[Event]] | None:
         """The new snapshot and events, or None when nothing changed since the last pull."""
         state = self.mirror.state
-        if state.version == self._last_version and not self._pending:
+        second = int(self.monitor.clock())
+        # Countdowns to expected dropouts move every second even when nothing else does.
+        ticking = second != self._last_second and self.monitor.has_periods()
+        if state.version == self._last_version and not self._pending and not ticking:
             return None
         self._last_version = state.version
+        self._last_second = second
         events, self._pending = self._pending, []
         self.history.extend(events)
         return self.monitor.snapshot(), events

@@ -145,3 +145,51 @@ SCENARIOS: Final[dict[str, Callable[[FakeBluez], Awaitable[None]]]] = {
     "empty": run_empty,
     "powered-off": run_powered_off,
 }
+
+
+def seed_history(start: float, speed: float = 1.0, seed: int = 7) -> list[dict[str, object]]:
+    """Dropouts 'recorded' before the demo started, so its patterns show at once (DESIGN §7).
+
+    The dropper's past drops lie on the same 282 s rhythm (±1 %) as its first live drop at
+    FIRST_DROP_S; one unrelated drop of another speaker shows what a one-off looks like.
+    """
+    rng = random.Random(seed)
+    first_live = start + FIRST_DROP_S / speed
+    records: list[dict[str, object]] = []
+    t = first_live
+    for _ in range(6):
+        # Each interval is 282 s ± 1 %, measured from the previous drop (firmware timer).
+        t -= DROP_PERIOD_S / speed * (1 + rng.uniform(-0.01, 0.01))
+        records.append(
+            {
+                "type": "dropout",
+                "t": t,
+                "address": DROPPER,
+                "kind": "link",
+                "duration_s": None,
+                "phase": "start",
+            }
+        )
+        records.append(
+            {
+                "type": "dropout",
+                "t": t,
+                "address": DROPPER,
+                "kind": "link",
+                "duration_s": DROP_OUTAGE_S / speed,
+                "phase": "end",
+                "end_t": t + DROP_OUTAGE_S / speed,
+            }
+        )
+    one_off = start - 1400 / speed
+    records.append(
+        {
+            "type": "dropout",
+            "t": one_off,
+            "address": "00:1A:7D:DA:71:02",
+            "kind": "transport",
+            "duration_s": None,
+            "phase": "start",
+        }
+    )
+    return sorted(records, key=lambda r: float(r["t"]))  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ import pytest
 from textual.pilot import Pilot
 
 from core.sim.demo import DemoFleet
+from core.sim.scenario import seed_history
 from tests.conftest import require_binary
 from tests.tui.helpers import FIXED_CLOCK, fleet_loaded, no_blink, until
 from tui.app import BtmonApp, make_app
@@ -50,7 +51,9 @@ def demo_bus() -> Iterator[str]:
 
 @pytest.fixture
 def app(demo_bus: str, stable_terminal: None) -> BtmonApp:
-    return make_app(demo_bus, bus_label=DEMO_LABEL, clock=FIXED_CLOCK)
+    return make_app(
+        demo_bus, bus_label=DEMO_LABEL, clock=FIXED_CLOCK, history=seed_history(FIXED_CLOCK())
+    )
 
 
 async def loaded(pilot: Pilot[object]) -> None:
@@ -105,7 +108,9 @@ def test_bluez_gone(
     fleet = DemoFleet(speed=FROZEN_SPEED)
     address = fleet.start()
     request.addfinalizer(fleet.stop)
-    app = make_app(address, bus_label=DEMO_LABEL, clock=FIXED_CLOCK)
+    app = make_app(
+        address, bus_label=DEMO_LABEL, clock=FIXED_CLOCK, history=seed_history(FIXED_CLOCK())
+    )
 
     async def stop_bluez(pilot: Pilot[object]) -> None:
         await loaded(pilot)

@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from core.events import Event
-from core.model import Speaker
+from core.model import DropoutSummary, Speaker
 from tui.widgets.panels import DetailPanel
 
 
@@ -27,8 +27,14 @@ class DetailScreen(Screen[None]):
         yield DetailPanel(id="detail-full")
         yield Footer()
 
-    def show(self, speaker: Speaker | None, events: Iterable[Event], now: float) -> None:
-        self.query_one(DetailPanel).show(speaker, events, now)
+    def show(
+        self,
+        speaker: Speaker | None,
+        events: Iterable[Event],
+        now: float,
+        dropouts: DropoutSummary | None = None,
+    ) -> None:
+        self.query_one(DetailPanel).show(speaker, events, now, dropouts)
 
     def action_back(self) -> None:
         self.dismiss(None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -10,23 +9,30 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from core.describe import VERDICT_LABEL, clock_time
-from core.model import FleetSnapshot, Speaker, Verdict
+from core.describe import VERDICT_LABEL, clock_time, dropout_cell, timeline
+from core.model import DropoutSummary, FleetSnapshot, Speaker, Verdict
 from tui.style import VERDICT_STYLE
 
 #: Battery percentage below which the cell turns red (a speaker about to die mid-event).
 LOW_BATTERY = 20
-#: Table widths from which more columns are shown (the narrow set fits 80 columns).
-WIDE = 90
-NARROW = 72
 
 
-def _cell_values(speaker: Speaker) -> dict[str, Text | str]:
+#: Seconds before an expected dropout from which its countdown turns red.
+DUE_SOON_S = 60
+
+
+def _cell_values(
+    speaker: Speaker, summary: DropoutSummary | None, now: float
+) -> dict[str, Text | str]:
     transport = speaker.transport
     battery: Text | str = "-"
     if speaker.battery is not None:
         low = speaker.battery < LOW_BATTERY
         battery = Text(f"{speaker.battery}%{'!' if low else ''}", style="bold red" if low else "")
+    dropouts: Text | str = dropout_cell(summary, now)
+    if summary is not None and summary.next_expected is not None:
+        due_soon = summary.next_expected - now <= DUE_SOON_S
+        dropouts = Text(str(dropouts), style="bold red" if due_soon else "yellow")
     values: dict[str, Text | str] = {
         "verdict": Text(VERDICT_LABEL[speaker.verdict], style=VERDICT_STYLE[speaker.verdict]),
         "name": speaker.name,
@@ -36,6 +42,8 @@ def _cell_values(speaker: Speaker) -> dict[str, Text | str]:
         "delay": f"{transport.delay_ms:.0f} ms" if transport and transport.delay_ms else "-",
         "volume": str(transport.volume) if transport and transport.volume is not None else "-",
         "battery": battery,
+        "dropouts": dropouts,
+        "timeline": Text(timeline(summary, now), style="red" if summary else "bright_black"),
         "changed": clock_time(speaker.changed_t),
     }
     if speaker.verdict == Verdict.UNKNOWN:
@@ -56,18 +64,29 @@ COLUMNS_WIDE = (
     ("delay", "Delay"),
     ("volume", "Vol"),
     ("battery", "Batt"),
+    ("dropouts", "Drops"),
+    ("timeline", "Last hour"),
     ("changed", "Changed"),
 )
-COLUMNS_NARROW = tuple(c for c in COLUMNS_WIDE if c[0] not in ("address", "volume"))
+COLUMNS_MEDIUM = tuple(c for c in COLUMNS_WIDE if c[0] not in ("address", "volume", "changed"))
+COLUMNS_NARROW = tuple(c for c in COLUMNS_MEDIUM if c[0] not in ("delay", "timeline"))
 COLUMNS_MINIMAL = tuple(
-    c for c in COLUMNS_NARROW if c[0] in ("verdict", "name", "codec", "battery")
+    c for c in COLUMNS_NARROW if c[0] in ("verdict", "name", "codec", "dropouts")
 )
+#: Columns whose content grows later (countdowns) get a fixed width so the table stays put.
+FIXED_WIDTHS = {"verdict": 16, "dropouts": 15, "timeline": 12}
+#: Table widths from which each column set fits (measured with the demo fleet's names).
+WIDE = 130
+MEDIUM = 95
+NARROW = 73
 
 
 def columns_for(width: int) -> tuple[tuple[str, str], ...]:
     """The column set that fits a table `width` cells wide (0 = not laid out yet: all)."""
     if width == 0 or width >= WIDE:
         return COLUMNS_WIDE
+    if width >= MEDIUM:
+        return COLUMNS_MEDIUM
     return COLUMNS_NARROW if width >= NARROW else COLUMNS_MINIMAL
 
 
@@ -86,9 +105,11 @@ class FleetTable(DataTable[Text | str]):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
-        self._rows: dict[str, Speaker] = {}
+        #: What each row's cells show now, to touch only the cells that change.
+        self._cells: dict[str, dict[str, Text | str]] = {}
         self._order: list[str] = []
         self._columns: tuple[tuple[str, str], ...] = ()
+        self._snapshot: FleetSnapshot | None = None
 
     @property
     def selected_path(self) -> str | None:
@@ -98,43 +119,40 @@ class FleetTable(DataTable[Text | str]):
 
     def show(self, snapshot: FleetSnapshot) -> None:
         """Bring the table in line with a snapshot, touching only cells that changed."""
-        columns = (
-            COLUMNS_WIDE if self.size.width >= WIDE or self.size.width == 0 else COLUMNS_NARROW
-        )
+        self._snapshot = snapshot
+        columns = columns_for(self.size.width)
         order = [s.path for s in snapshot.speakers]
         if columns != self._columns or order != self._order:
-            self._rebuild(snapshot.speakers, columns)
+            self._rebuild(snapshot, columns)
             return
         for speaker in snapshot.speakers:
-            old = self._rows.get(speaker.path)
-            if old == speaker:
-                continue
-            new_values = _cell_values(speaker)
-            old_values = _cell_values(old) if old else {}
+            new = _cell_values(speaker, snapshot.dropouts.get(speaker.address), snapshot.t)
+            old = self._cells.get(speaker.path, {})
             for key, _label in self._columns:
-                if new_values[key] != old_values.get(key):
-                    self.update_cell(speaker.path, key, new_values[key])
-            self._rows[speaker.path] = speaker
+                if new[key] != old.get(key):
+                    self.update_cell(speaker.path, key, new[key])
+            self._cells[speaker.path] = new
 
-    def _rebuild(self, speakers: Sequence[Speaker], columns: tuple[tuple[str, str], ...]) -> None:
+    def _rebuild(self, snapshot: FleetSnapshot, columns: tuple[tuple[str, str], ...]) -> None:
         selected = self.selected_path
         self.clear(columns=columns != self._columns)
         if columns != self._columns:
             for key, label in columns:
-                self.add_column(label, key=key)
+                self.add_column(label, key=key, width=FIXED_WIDTHS.get(key))
             self._columns = columns
-        for speaker in speakers:
-            values = _cell_values(speaker)
+        self._cells = {}
+        for speaker in snapshot.speakers:
+            values = _cell_values(speaker, snapshot.dropouts.get(speaker.address), snapshot.t)
             self.add_row(*(values[key] for key, _ in columns), key=speaker.path)
-        self._rows = {s.path: s for s in speakers}
-        self._order = [s.path for s in speakers]
+            self._cells[speaker.path] = values
+        self._order = [s.path for s in snapshot.speakers]
         if selected in self._order:
             self.move_cursor(row=self._order.index(selected), animate=False)
 
     def on_resize(self) -> None:
         columns = columns_for(self.size.width)
-        if self._columns and columns != self._columns:
-            self._rebuild([self._rows[p] for p in self._order], columns)
+        if self._snapshot is not None and columns != self._columns:
+            self._rebuild(self._snapshot, columns)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()

@@ -9,9 +9,24 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import RichLog, Static
 
-from core.describe import VERDICT_LABEL, age, clock_time, describe_event
+from core.describe import (
+    VERDICT_LABEL,
+    age,
+    clock_time,
+    describe_event,
+    period_sentence,
+    timeline,
+)
 from core.events import Event
-from core.model import VERDICT_MEANING, FleetSnapshot, SourceState, SourceStatus, Speaker, Verdict
+from core.model import (
+    VERDICT_MEANING,
+    DropoutSummary,
+    FleetSnapshot,
+    SourceState,
+    SourceStatus,
+    Speaker,
+    Verdict,
+)
 from tui.style import SOURCE_STYLE, VERDICT_STYLE
 
 
@@ -87,10 +102,31 @@ def speaker_details(speaker: Speaker, now: float) -> Table:
     return grid
 
 
+def dropout_details(summary: DropoutSummary | None, now: float) -> Group:
+    """Period, countdown, the last hour as a strip, and the latest dropouts with durations."""
+    if summary is None:
+        return Group(Text("Dropouts", style="bold underline"), Text("none seen", style="italic"))
+    lines = [
+        Text("Dropouts", style="bold underline"),
+        Text(f"{summary.count} seen; {period_sentence(summary, now)}"),
+        Text("last hour ") + Text(timeline(summary, now, width=24), style="red") + Text(" now"),
+    ]
+    for start, kind, duration in list(summary.recent)[-6:][::-1]:
+        lasted = f"{duration:.1f} s" if duration is not None else "still out"
+        lines.append(Text(f"  {clock_time(start)}  {kind:9}  {lasted}"))
+    return Group(*lines)
+
+
 class DetailPanel(Static):
     """The selected speaker and its recent events (side panel on wide terminals)."""
 
-    def show(self, speaker: Speaker | None, events: Iterable[Event], now: float) -> None:
+    def show(
+        self,
+        speaker: Speaker | None,
+        events: Iterable[Event],
+        now: float,
+        dropouts: DropoutSummary | None = None,
+    ) -> None:
         if speaker is None:
             self.update(Text("No speaker selected", style="italic"))
             return
@@ -107,6 +143,8 @@ class DetailPanel(Static):
         self.update(
             Group(
                 speaker_details(speaker, now),
+                Text(""),
+                dropout_details(dropouts, now),
                 Text(""),
                 Text("Recent events", style="bold underline"),
                 history,
