@@ -72,10 +72,18 @@ class Monitor:
 
     async def run(self) -> None:
         ticker = asyncio.create_task(self._tick())
+        mirror = asyncio.create_task(self.mirror.run())
         try:
-            await self.mirror.run()
+            # The log starts with the whole fleet (names, verdicts) once BlueZ answered.
+            while not await self.mirror.wait_ready(1.0):
+                if mirror.done():
+                    break
+            if self.log is not None and not mirror.done():
+                self.log.append([self.mirror.state.snapshot_event(self.clock())])
+            await mirror
         finally:
             ticker.cancel()
+            mirror.cancel()
 
     async def wait_ready(self, timeout: float) -> bool:
         return await self.mirror.wait_ready(timeout)

@@ -16,6 +16,7 @@ from textual.widgets import Footer, Static
 from core.describe import age, countdown, describe_dropout
 from core.events import DropoutEvent, Event
 from core.model import DropoutSummary, FleetSnapshot, SourceStatus, Speaker
+from core.store import EventStore
 from tui.ingest import FleetFeed, FleetUpdated, SourceChanged
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
@@ -46,14 +47,24 @@ class BtmonApp(App[int]):
     ]
 
     def __init__(
-        self, feed: FleetFeed, *, clock: Callable[[], float] = time.time, ansi_color: bool = False
+        self,
+        feed: FleetFeed,
+        *,
+        clock: Callable[[], float] = time.time,
+        ansi_color: bool = False,
+        log: EventStore | None = None,
+        log_error: str = "",
     ) -> None:
         super().__init__(ansi_color=ansi_color)
+        #: The event log (None when off); its health is shown in the status bar.
+        self.event_log = log
+        self.log_error = log_error
         self.feed = feed
         self.clock = clock
         self.snapshot: FleetSnapshot | None = None
         self._source: SourceStatus | None = None
         self._warned = 0
+        self._shown_log_problem = ""
         #: Predicted dropout time already announced per speaker (one toast per prediction).
         self._warned_due: dict[str, float] = {}
 
@@ -82,6 +93,12 @@ class BtmonApp(App[int]):
         update = self.feed.pull()
         if update is not None:
             self.post_message(FleetUpdated(*update))
+        elif self.snapshot is not None and self._log_problem() != self._shown_log_problem:
+            # The log can fail (disk full) or recover while the fleet is quiet.
+            self.query_one(StatusBar).show(
+                self.snapshot.source, len(self.feed.warnings()), self._log_problem()
+            )
+        self._shown_log_problem = self._log_problem()
         warnings = self.feed.warnings()
         if len(warnings) > self._warned:
             log = self.query_one(EventLog)
@@ -97,12 +114,24 @@ class BtmonApp(App[int]):
             self.query_one(FleetLine).show(snapshot)
             self.query_one(FleetTable).show(snapshot)
             self.query_one(EventLog).add(message.events)
-            self.query_one(StatusBar).show(snapshot.source, len(self.feed.warnings()))
+            self.query_one(StatusBar).show(
+                snapshot.source, len(self.feed.warnings()), self._log_problem()
+            )
             self._show_detail()
         if snapshot.source != self._source:
             self._source = snapshot.source
             self.post_message(SourceChanged(snapshot.source))
         self._alert(snapshot, message.events)
+
+    def _log_problem(self) -> str:
+        """'' while the event log writes; else what is wrong with it, in words."""
+        if self.log_error:
+            return self.log_error
+        if self.event_log is not None:
+            status = self.event_log.status
+            if not status.ok:
+                return status.detail
+        return ""
 
     def _alert(self, snapshot: FleetSnapshot, events: list[Event]) -> None:
         """A toast when a speaker drops out, and when a predicted dropout is near."""
@@ -202,14 +231,16 @@ def make_app(
     include_all: bool = False,
     clock: Callable[[], float] = time.time,
     history: Iterable[Mapping[str, object]] = (),
+    log: EventStore | None = None,
+    log_error: str = "",
 ) -> BtmonApp:
     """The one app factory, used by the command line, the tests and the screenshot script.
 
     `history`: recorded dropout records (from the event log, or the demo's seed) to start with.
     """
-    feed = FleetFeed(bus, bus_label=bus_label, include_all=include_all, clock=clock)
+    feed = FleetFeed(bus, bus_label=bus_label, include_all=include_all, clock=clock, log=log)
     feed.monitor.load_history(history)
-    return BtmonApp(feed, clock=clock, ansi_color=few_colours())
+    return BtmonApp(feed, clock=clock, ansi_color=few_colours(), log=log, log_error=log_error)
 
 
 def few_colours() -> bool:

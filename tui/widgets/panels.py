@@ -55,7 +55,7 @@ class FleetLine(Static):
 class StatusBar(Static):
     """What the BlueZ source is doing, and what to do when it is not working."""
 
-    def show(self, status: SourceStatus, warnings: int) -> None:
+    def show(self, status: SourceStatus, warnings: int, log_problem: str = "") -> None:
         text = Text(" ")
         label = {
             SourceState.CONNECTED: "OK",
@@ -67,6 +67,11 @@ class StatusBar(Static):
         text.append(f" {status.detail}")
         if warnings:
             text.append(f"  ({warnings} warning(s) in the log)", style="yellow")
+        if log_problem:
+            # Monitoring goes on; the operator must know the history is not being kept.
+            text.append("\n ")
+            text.append("LOG ", style="reverse bold red")
+            text.append(f" {log_problem}")
         self.update(text)
 
 

@@ -1,0 +1,214 @@
+"""`report`: dropouts and their periods per speaker over a recorded window (DESIGN §4.3).
+
+Input is §4.2 records from the SQLite log or a JSON Lines file (`watch --json` output).
+Recorded `dropout` events are used as they are; a recording without any (e.g. from an older
+version) is run through the same DropoutDetector the live monitor uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.dropout import CONFIRM_AFTER_S, DropoutDetector
+from core.events import EventDecodeError, decode_line
+
+#: Record types the detector needs when it has to derive dropouts itself.
+RAW_TYPES = frozenset({"speaker", "device"})
+
+
+class ReportInputError(ValueError):
+    """The input cannot be read at all (missing, not JSON Lines, not a btmon-tui log)."""
+
+
+@dataclass
+class JsonlScan:
+    """What a pass over a JSON Lines file found."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    good_lines: int = 0
+    has_dropouts: bool = False
+
+
+def read_jsonl(path: Path, *, types: frozenset[str] | None = None) -> JsonlScan:
+    """Parse the lines of `path` whose type is in `types` (all when None); bad lines warn."""
+    scan = JsonlScan()
+    try:
+        handle = path.open("r", encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ReportInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            if (
+                types is not None
+                and '"type":"' in line
+                and not any(f'"type":"{t}"' in line for t in types)
+            ):
+                # Cheap skip of a compact line (as `watch` writes) of a type we do not need;
+                # anything else is parsed, so a bad line is still reported.
+                scan.good_lines += 1
+                continue
+            try:
+                record = decode_line(line)
+            except EventDecodeError as exc:
+                if len(scan.warnings) < 20:
+                    scan.warnings.append(f"{path.name} line {number}: {exc}; skipped")
+                elif len(scan.warnings) == 20:
+                    scan.warnings.append("more bad lines skipped")
+                continue
+            scan.good_lines += 1
+            if types is None or record["type"] in types:
+                scan.records.append(record)
+                scan.has_dropouts |= record["type"] == "dropout"
+    return scan
+
+
+def report_from_jsonl(path: Path, now: float | None = None) -> dict[str, Any]:
+    """Report for a JSON Lines file; two passes only when dropouts must be derived."""
+    scan = read_jsonl(path, types=frozenset({"dropout", "snapshot"}))
+    if scan.good_lines == 0:
+        raise ReportInputError(
+            f"{path} holds no btmon-tui events (expected JSON Lines from `btmon-tui watch --json`)"
+        )
+    records = scan.records
+    if not scan.has_dropouts:
+        records = read_jsonl(path, types=frozenset({*RAW_TYPES, "snapshot"})).records
+    window = _window_of_file(path, records)
+    report = build_report(records, window=window, now=now)
+    report["warnings"] = scan.warnings
+    return report
+
+
+def report_from_db(path: Path, now: float | None = None) -> dict[str, Any]:
+    """Report for the SQLite event log."""
+    from core.store import EventStore, StoreError
+
+    if not path.exists():
+        raise ReportInputError(f"{path} does not exist: pass the event log's path (see --db)")
+    store = EventStore(path, retention_days=None)
+    try:
+        dropouts = list(store.read(types={"dropout", "snapshot"}))
+        records = dropouts
+        if not any(r.get("type") == "dropout" for r in dropouts):
+            records = list(store.read(types={*RAW_TYPES, "snapshot"}))
+        window = store.time_range()
+    except StoreError as exc:
+        raise ReportInputError(str(exc)) from exc
+    return build_report(records, window=window, now=now)
+
+
+def _window_of_file(path: Path, records: list[dict[str, Any]]) -> tuple[float, float] | None:
+    times = [float(r["t"]) for r in records]
+    first, last = _first_last_t(path)
+    if first is not None and last is not None:
+        times += [first, last]
+    return (min(times), max(times)) if times else None
+
+
+def _first_last_t(path: Path) -> tuple[float | None, float | None]:
+    """`t` of the first and last parseable lines, read from both ends of the file."""
+    first = last = None
+    with path.open("rb") as handle:
+        for raw in handle:
+            try:
+                first = float(decode_line(raw.decode("utf-8", "replace"))["t"])
+                break
+            except EventDecodeError:
+                continue
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - 65536))
+        for raw in reversed(handle.read().splitlines()):
+            try:
+                last = float(decode_line(raw.decode("utf-8", "replace"))["t"])
+                break
+            except EventDecodeError:
+                continue
+    return first, last
+
+
+def build_report(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    window: tuple[float, float] | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The §4.3 report from records in time order."""
+    detector = DropoutDetector()
+    names: dict[str, str] = {}
+    start = end = None
+    recorded: list[Mapping[str, Any]] = []
+    raw: list[Mapping[str, Any]] = []
+    for record in records:
+        t = float(record["t"])
+        start = t if start is None else min(start, t)
+        end_t = record.get("end_t")
+        last_t = max(t, float(end_t)) if isinstance(end_t, int | float) else t
+        end = last_t if end is None else max(end, last_t)
+        kind = record.get("type")
+        if kind == "snapshot":
+            for speaker in record.get("speakers") or []:
+                if isinstance(speaker, dict) and "address" in speaker:
+                    names.setdefault(speaker["address"], str(speaker.get("name", "")))
+        elif kind == "dropout":
+            recorded.append(record)
+        elif kind in RAW_TYPES:
+            if kind == "speaker":
+                names.setdefault(str(record.get("address")), str(record.get("name", "")))
+            raw.append(record)
+    if window is not None:
+        start, end = window
+    if recorded:
+        for record in recorded:
+            detector.observe(record, float(record["t"]))
+    else:
+        for record in raw:
+            t = float(record["t"])
+            detector.tick(t)
+            detector.observe(record, t)
+        if end is not None:
+            detector.tick(end + CONFIRM_AFTER_S)
+    at = now if now is not None else (end if end is not None else 0.0)
+    speakers = []
+    for address in sorted(detector.speakers):
+        history = detector.dropouts(address)
+        if not history:
+            continue
+        period = detector.period(address)
+        speakers.append(
+            {
+                "address": address,
+                "name": names.get(address) or None,
+                "dropouts": len(history),
+                "kinds": _count(d.kind for d in history),
+                "together": sum(1 for d in history if d.together_with),
+                "period_s": round(period.period_s, 1) if period else None,
+                "period_confidence": round(period.confidence, 3) if period else 0.0,
+                "next_expected": round(period.next_expected(at), 1) if period else None,
+                "last": history[-1].start,
+            }
+        )
+    return {
+        "speakers": speakers,
+        "window": {"start": start, "end": end},
+        "fleet": _fleet_view(detector),
+    }
+
+
+def _count(items: Iterator[str] | Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return out
+
+
+def _fleet_view(detector: DropoutDetector) -> dict[str, int]:
+    """Dropouts shared by several speakers (host, interference) vs one speaker alone."""
+    every = [d for a in detector.speakers for d in detector.dropouts(a)]
+    shared = sum(1 for d in every if d.together_with)
+    return {"dropouts": len(every), "together": shared, "alone": len(every) - shared}
