@@ -133,6 +133,11 @@ class FleetState:
             events.append(SpeakerEvent(now, updated))
         return events
 
+    def restore(self, speaker: Speaker) -> None:
+        """Put a recorded speaker in place as it was (replay); no events, no re-judging."""
+        self.speakers[speaker.path] = speaker
+        self.version += 1
+
     def set_source(self, status: SourceStatus, now: float) -> list[Event]:
         """The BlueZ source changed; all verdicts follow (unknown while BlueZ is away)."""
         if status == self.source:

@@ -104,6 +104,40 @@ class Speaker:
     #: Unix time of the last change of anything shown for this speaker.
     changed_t: float
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], t: float) -> Speaker:
+        """A Speaker from its §4.2 object (a replayed log); unknown fields are ignored."""
+        transport = data.get("transport")
+        address = str(data.get("address", ""))
+        adapter = str(data.get("adapter", ""))
+        verdict = data.get("verdict")
+        return cls(
+            path=f"replay/{adapter}/{address}",
+            address=address,
+            name=str(data.get("name") or address),
+            adapter=adapter,
+            paired=bool(data.get("paired", True)),
+            connected=bool(data.get("connected", False)),
+            is_speaker=True,
+            verdict=Verdict(str(verdict))
+            if verdict in Verdict._value2member_map_
+            else Verdict.UNKNOWN,
+            transport=Transport(
+                path="",
+                state=str(transport.get("state")),
+                codec=transport.get("codec"),
+                delay_ms=transport.get("delay_ms"),
+                volume=transport.get("volume"),
+            )
+            if isinstance(transport, dict)
+            else None,
+            battery=data.get("battery"),
+            media_pps=data.get("media_pps"),
+            last_dropout=data.get("last_dropout"),
+            period_s=data.get("period_s"),
+            changed_t=t,
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The Speaker object of DESIGN §4.2."""
         return {

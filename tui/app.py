@@ -16,6 +16,7 @@ from textual.widgets import Footer, Static
 from core.describe import age, countdown, describe_dropout
 from core.events import DropoutEvent, Event
 from core.model import DropoutSummary, FleetSnapshot, SourceStatus, Speaker
+from core.monitor import Monitor
 from core.store import EventStore
 from tui.ingest import FleetFeed, FleetUpdated, SourceChanged
 from tui.screens.detail import DetailScreen
@@ -233,12 +234,17 @@ def make_app(
     history: Iterable[Mapping[str, object]] = (),
     log: EventStore | None = None,
     log_error: str = "",
+    monitor: Monitor | None = None,
 ) -> BtmonApp:
     """The one app factory, used by the command line, the tests and the screenshot script.
 
     `history`: recorded dropout records (from the event log, or the demo's seed) to start with.
     """
-    feed = FleetFeed(bus, bus_label=bus_label, include_all=include_all, clock=clock, log=log)
+    if monitor is not None:
+        clock = monitor.clock
+    feed = FleetFeed(
+        bus, bus_label=bus_label, include_all=include_all, clock=clock, log=log, monitor=monitor
+    )
     feed.monitor.load_history(history)
     return BtmonApp(feed, clock=clock, ansi_color=few_colours(), log=log, log_error=log_error)
 

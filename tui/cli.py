@@ -22,6 +22,7 @@ from core.sim.daemon import DemoUnavailable
 
 if TYPE_CHECKING:
     from core.store import EventStore
+    from tui.app import BtmonApp
 
 EPILOG = """\
 keys in the TUI: ↑/↓ select · enter details · l event log · a all devices · ? help · q quit
@@ -64,6 +65,11 @@ def _add_source_args(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         metavar="DAYS",
         help="delete logged events older than DAYS days (default 30)",
+    )
+    parser.add_argument(
+        "--replay",
+        metavar="DB",
+        help="play a recorded session from an event log through the TUI (with --speed X)",
     )
     parser.add_argument(
         "--all",
@@ -138,6 +144,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return fail("--speed must be greater than 0")
     if args.command == "report":
         return _run_report(args)
+    if args.command is None and args.replay:
+        return _run_replay(args)
     if args.command == "watch":
         if args.duration is not None and args.duration < 0:
             return fail("--duration must be 0 or more seconds")
@@ -274,6 +282,26 @@ def report_table(result: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def _run_replay(args: argparse.Namespace) -> int:
+    from core.replay import ReplayMonitor
+    from core.store import EventStore, StoreError
+    from tui.app import make_app
+
+    path = Path(args.replay)
+    if not path.exists():
+        return fail(f"{path} does not exist: pass an event log written by btmon-tui (--db)")
+    try:
+        records = list(EventStore(path, retention_days=None).read())
+    except StoreError as exc:
+        return fail(str(exc))
+    if not records:
+        return fail(f"{path} holds no events to replay")
+    monitor = ReplayMonitor(records, label=str(path), speed=args.speed)
+    app = make_app("replay", monitor=monitor, include_all=True)
+    _run_app(app)
+    return app.return_code or 0
+
+
 def _run_tui(args: argparse.Namespace, source: Source) -> int:
     from tui.app import make_app
 
@@ -285,11 +313,17 @@ def _run_tui(args: argparse.Namespace, source: Source) -> int:
         log=source.log,
         log_error=source.log_error,
     )
+    _run_app(app)
+    return app.return_code or 0
+
+
+def _run_app(app: BtmonApp) -> None:
+    """Run the TUI; a hang-up or SIGTERM leaves through the same exit path as `q`."""
 
     def hang_up(signum: int, _frame: object) -> None:
         # A closed terminal (SSH drop: SIGHUP) or a kill (SIGTERM) would otherwise end the
-        # process at once, skipping the `finally` that stops the demo's dbus-daemon and sim.
-        # Wake the app's loop (a plain call would wait for its next wake-up) to exit as `q` does.
+        # process at once, skipping the `finally` that stops the demo's dbus-daemon and sim
+        # and closes the event log. Wake the app's loop to exit as `q` does.
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # the app is not running yet or any more
@@ -302,18 +336,12 @@ def _run_tui(args: argparse.Namespace, source: Source) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return app.return_code or 0
 
 
 def _run_watch(args: argparse.Namespace, source: Source) -> int:
     try:
         return asyncio.run(_watch(source, args.json, args.duration, args.include_all))
     except KeyboardInterrupt:
-        return 0
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`); stop quietly without a traceback.
-        with contextlib.suppress(Exception):
-            sys.stdout = None  # type: ignore[assignment]
         return 0
 
 

@@ -44,17 +44,17 @@ class FleetFeed:
         include_all: bool = False,
         clock: Callable[[], float] = time.time,
         log: EventLog | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
+        """Feed from BlueZ on `bus`, or from a ready-made `monitor` (a replay)."""
         self._pending: list[Event] = []
         self.history: deque[Event] = deque(maxlen=EVENT_HISTORY)
-        self.monitor = Monitor(
-            bus,
-            bus_label=bus_label,
-            include_all=include_all,
-            clock=clock,
-            log=log,
-            on_events=self._on_events,
-        )
+        if monitor is None:
+            monitor = Monitor(
+                bus, bus_label=bus_label, include_all=include_all, clock=clock, log=log
+            )
+        monitor.on_events = self._on_events
+        self.monitor = monitor
         self.mirror = self.monitor.mirror
         self._last_version = -1
         self._last_second = -1

@@ -138,7 +138,7 @@ class DetailPanel(Static):
         lines = [
             describe_event(e.to_json(), {speaker.address: speaker.name})
             for e in events
-            if getattr(e, "address", None) == speaker.address
+            if e.to_json().get("address") == speaker.address
         ]
         recent = [line for line in lines if line][-8:]
         history = Text(

@@ -1,0 +1,102 @@
+"""`--replay`: a recorded session played through the same UI, from a real SQLite log."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from core.events import DropoutEvent
+from core.replay import ReplayMonitor
+from core.store import EventStore
+from tests.tui.helpers import until, verdicts
+from tui.app import make_app
+
+T0 = 1_795_800_000.0
+DROPPER = "00:1A:7D:DA:71:03"
+
+
+def speaker(address: str, name: str, verdict: str, connected: bool = True) -> dict[str, object]:
+    transport = {"state": "active", "codec": "SBC", "delay_ms": 150.0, "volume": 100}
+    return {
+        "address": address,
+        "name": name,
+        "adapter": "hci0",
+        "paired": True,
+        "connected": connected,
+        "verdict": verdict,
+        "transport": transport if verdict == "streaming" else None,
+        "battery": None,
+        "media_pps": None,
+        "last_dropout": None,
+        "period_s": None,
+    }
+
+
+def record_session(path: Path) -> None:
+    """A fleet of two; Sub Bass drops every 100 s five times, then is disconnected at the end."""
+    left = speaker("00:1A:7D:DA:71:01", "Stage Left", "streaming")
+    sub = speaker(DROPPER, "Sub Bass", "streaming")
+    with EventStore(path, retention_days=None) as store:
+        store.append(
+            [
+                {
+                    "type": "snapshot",
+                    "t": T0,
+                    "fleet": {"speakers": 2, "connected": 2, "streaming": 2},
+                    "speakers": [left, sub],
+                }
+            ]
+        )
+        for k in range(5):
+            t = T0 + 100 * (k + 1)
+            store.append([DropoutEvent(t, DROPPER, "link")])
+            store.append([DropoutEvent(t, DROPPER, "link", 4.0, "end", t + 4)])
+        store.append(
+            [
+                {
+                    "type": "speaker",
+                    "t": T0 + 560,
+                    **speaker(DROPPER, "Sub Bass", "disconnected", False),
+                }
+            ]
+        )
+
+
+async def test_replay_shows_the_recorded_fleet_and_its_dropouts(tmp_path: Path) -> None:
+    db = tmp_path / "events.sqlite3"
+    record_session(db)
+    monitor = ReplayMonitor(EventStore(db, retention_days=None).read(), label=str(db), speed=10_000)
+    app = make_app("replay", monitor=monitor, include_all=True)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: monitor.finished.is_set(), what="the end of the replay")
+        await until(
+            pilot, lambda: verdicts(app).get("Sub Bass") == "disconnected", what="final state"
+        )
+        assert verdicts(app)["Stage Left"] == "streaming"
+        summary = app.snapshot.dropouts[DROPPER] if app.snapshot else None
+        assert summary is not None and summary.count == 5
+        assert summary.period_s is not None and abs(summary.period_s - 100) < 1
+        # The clock is the recording's: the last recorded event, not the wall clock.
+        assert app.clock() == T0 + 560
+
+
+def test_replay_of_a_missing_or_empty_log_is_a_clear_error(tmp_path: Path) -> None:
+    missing = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--replay", str(tmp_path / "nope.sqlite3")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert missing.returncode == 2
+    assert "does not exist" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    empty = tmp_path / "empty.sqlite3"
+    with EventStore(empty, retention_days=None):
+        pass
+    result = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--replay", str(empty)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "no events" in result.stderr
