@@ -89,11 +89,13 @@ class DropoutDetector:
         if kind == "dropout":
             # A recorded dropout (history from the log): remember it, emit nothing.
             end = record.get("end_t")
+            together = record.get("together_with")
             self._remember(
                 address,
                 str(record.get("kind", "link")),
                 t,
                 float(end) if isinstance(end, int | float) else None,
+                tuple(str(a) for a in together) if isinstance(together, list | tuple) else (),
             )
         return []
 
@@ -179,6 +181,21 @@ class DropoutDetector:
                 and abs(other.history[-1].start - start) <= TOGETHER_WITHIN_S
             )
         )
+        for other_address in together:
+            # Together goes both ways: the other speaker's dropout names this one too.
+            other = self.speakers[other_address]
+            last = other.history[-1]
+            if address not in last.together_with:
+                marked = Dropout(
+                    last.address,
+                    last.kind,
+                    last.start,
+                    last.end,
+                    tuple(sorted((*last.together_with, address))),
+                )
+                other.history[-1] = marked
+                if other.open is last:
+                    other.open = marked
         dropout = Dropout(address, kind, start, together_with=together)
         spk.open = dropout
         spk.history.append(dropout)
@@ -200,13 +217,25 @@ class DropoutDetector:
             ended.together_with,
         )
 
-    def _remember(self, address: str, kind: str, t: float, end: float | None) -> None:
+    def _remember(
+        self,
+        address: str,
+        kind: str,
+        t: float,
+        end: float | None,
+        together: tuple[str, ...] = (),
+    ) -> None:
         spk = self.speakers.setdefault(address, _Speaker())
         for index, known in enumerate(spk.history):
             if known.start == t and known.kind == kind:
-                if end is not None and known.end is None:
-                    spk.history[index] = Dropout(address, kind, t, end, known.together_with)
+                # A dropout's end line knows more than its start line (end, together_with).
+                merged = tuple(sorted({*known.together_with, *together}))
+                if (end is not None and known.end is None) or merged != known.together_with:
+                    new = Dropout(address, kind, t, end if known.end is None else known.end, merged)
+                    spk.history[index] = new
+                    if spk.open is known:
+                        spk.open = new
                 return
-        spk.history.append(Dropout(address, kind, t, end))
+        spk.history.append(Dropout(address, kind, t, end, tuple(sorted(together))))
         spk.history.sort(key=lambda d: d.start)
         self._periods.pop(address, None)

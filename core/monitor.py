@@ -78,6 +78,11 @@ class Monitor:
             while not await self.mirror.wait_ready(1.0):
                 if mirror.done():
                     break
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # Python 3.11's wait_for swallows a cancel that lands as its wait completes;
+                # without this, `await mirror` below would outlive the cancel forever.
+                raise asyncio.CancelledError
             if self.log is not None and not mirror.done():
                 self.log.append([self.mirror.state.snapshot_event(self.clock())])
             await mirror

@@ -155,6 +155,9 @@ def build_report(
             for speaker in record.get("speakers") or []:
                 if isinstance(speaker, dict) and "address" in speaker:
                     names.setdefault(speaker["address"], str(speaker.get("name", "")))
+                    # The fleet as the recording starts: without it a speaker's first drop
+                    # is missed (the detector would not know it was streaming).
+                    raw.append({**speaker, "type": "speaker", "t": t})
         elif kind == "dropout":
             recorded.append(record)
         elif kind in RAW_TYPES:
@@ -162,7 +165,10 @@ def build_report(
                 names.setdefault(str(record.get("address")), str(record.get("name", "")))
             raw.append(record)
     if window is not None:
-        start, end = window
+        # The recording's span, widened to the dropouts' ends (a file's last line is often a
+        # dropout's end line, whose `t` is when that dropout began).
+        start = window[0] if start is None else min(start, window[0])
+        end = window[1] if end is None else max(end, window[1])
     if recorded:
         for record in recorded:
             detector.observe(record, float(record["t"]))

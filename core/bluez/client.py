@@ -130,8 +130,11 @@ class BluezMirror:
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until the first full state from BlueZ is in (False on timeout)."""
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands
+        # just as the wait completes, and the caller's task then never stops.
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._ready.wait()
         except TimeoutError:
             return False
         return True
