@@ -69,9 +69,11 @@ class StatusBar(Static):
             text.append(f"  ({warnings} warning(s) in the log)", style="yellow")
         if log_problem:
             # Monitoring goes on; the operator must know the history is not being kept.
-            text.append("\n ")
-            text.append("LOG ", style="reverse bold red")
-            text.append(f" {log_problem}")
+            # First line, so a long source line cannot push it out of sight.
+            log_line = Text(" ")
+            log_line.append("LOG ", style="reverse bold red")
+            log_line.append(f" {log_problem}\n")
+            text = log_line + text
         self.update(text)
 
 
