@@ -134,6 +134,35 @@ class SourceEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ActionEvent(Event):
+    """An operator action (resync, connect, disconnect, probe) and how it ended.
+
+    `detail` is what BlueZ said (e.g. `br-connection-page-timeout`), `message` the outcome in
+    an operator's words. `result` is "ok" or "error"; progress steps are not logged.
+    """
+
+    type: ClassVar[str] = "action"
+    address: str
+    action: str
+    result: str
+    detail: str | None = None
+    message: str = ""
+    duration_s: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "t": self.t,
+            "address": self.address,
+            "action": self.action,
+            "result": self.result,
+            "detail": self.detail,
+            "message": self.message,
+            "duration_s": self.duration_s,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class RawEvent(Event):
     """An event of a type this version does not model (dropout, probe, action…): kept verbatim."""
 

@@ -48,6 +48,8 @@ class Monitor:
         self.clock = clock
         self.log = log
         self.on_events = on_events
+        #: Extra subscribers (a running action waits for its speaker's events here).
+        self.listeners: list[EventSink] = []
         self.detector = DropoutDetector()
         self.mirror = BluezMirror(
             bus,
@@ -148,9 +150,15 @@ class Monitor:
             )
         return out
 
+    def publish(self, events: list[Event]) -> None:
+        """Log and hand on events that come from elsewhere (actions, probes)."""
+        self._publish(events)
+
     def _publish(self, events: list[Event]) -> None:
         if not events:
             return
+        for listener in list(self.listeners):
+            listener(events)
         if self.log is not None:
             self.log.append(events)
         if self.on_events is not None:
