@@ -89,8 +89,27 @@ def describe_event(event: dict[str, Any], names: dict[str, str] | None = None) -
             str(event.get("kind")), event.get("together_with") or ()
         )
     if kind == "action":
-        return f"{who}: {event.get('action')} {event.get('result')} {event.get('detail') or ''}"
+        return describe_action(event, who)
     return None
+
+
+def describe_action(event: dict[str, Any], who: str) -> str:
+    """How an action ended, for the log and the toast: 'Bar: resync ok — streaming again
+    (2.7 s)', 'Bar: resync failed — the speaker did not answer: is it on and in range?
+    (br-connection-page-timeout)', 'Bar: resync cancelled after 1.2 s'."""
+    action = event.get("action") or "action"
+    message = str(event.get("message") or "")
+    detail = event.get("detail")
+    took = event.get("duration_s")
+    seconds = f"{took:.1f} s" if isinstance(took, int | float) else ""
+    if event.get("result") == "ok":
+        text = f"{who}: {action} ok" + (f" — {message}" if message else "")
+        return text + (f" ({seconds})" if seconds else "")
+    if detail == "cancelled":
+        return f"{who}: {action} cancelled" + (f" after {seconds}" if seconds else "")
+    text = f"{who}: {action} failed — {message or 'no reason given'}"
+    # BlueZ's own words last, so they can be searched for (bluez.org, bug trackers).
+    return text + (f" ({detail})" if detail and str(detail) not in message else "")
 
 
 def countdown(seconds: float) -> str:

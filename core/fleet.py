@@ -32,6 +32,11 @@ DISCONNECT_REASONS: dict[str, str] = {
     "org.bluez.Reason.Unknown": "unknown",
 }
 
+#: Verdicts of a speaker that gets no audio; one expected to stream is flagged in them.
+SILENT_VERDICTS = frozenset(
+    {Verdict.CONNECTED_IDLE, Verdict.NO_A2DP, Verdict.DISCONNECTED, Verdict.STALLED}
+)
+
 #: How long a Connected -> false waits for its Device1.Disconnected reason when this BlueZ is
 #: known to send one (BlueZ emits the signal and the property change in either order).
 REASON_GRACE_S = 0.5
@@ -46,8 +51,21 @@ def _transport_state(speaker: Speaker | None) -> str | None:
 class FleetState:
     """The current fleet, updated from facts; knows which changes are worth an event."""
 
-    def __init__(self, *, include_all: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        include_all: bool = False,
+        aliases: Mapping[str, str] | None = None,
+        groups: Mapping[str, str] | None = None,
+        expected: frozenset[str] = frozenset(),
+    ) -> None:
         self.include_all = include_all
+        #: Address -> the operator's name for it (config file), shown instead of BlueZ's.
+        self.aliases: Mapping[str, str] = aliases or {}
+        #: Address -> the operator's group for it (config file).
+        self.groups: Mapping[str, str] = groups or {}
+        #: Addresses that should stream whenever others do (config `expect_streaming`).
+        self.expected = expected
         self.facts: dict[str, DeviceFacts] = {}
         self.speakers: dict[str, Speaker] = {}
         self.adapters: tuple[Adapter, ...] = ()
@@ -154,6 +172,23 @@ class FleetState:
             streaming=sum(1 for s in speakers if s.verdict == Verdict.STREAMING),
         )
 
+    def configure(
+        self, *, aliases: Mapping[str, str], groups: Mapping[str, str], expected: frozenset[str]
+    ) -> None:
+        """Apply the config file's names, groups and expectations (before the first facts)."""
+        self.aliases, self.groups, self.expected = aliases, groups, expected
+        self.version += 1
+
+    def expected_silent(self) -> tuple[str, ...]:
+        """Expected speakers that get no audio while at least one other speaker streams."""
+        if not any(s.verdict == Verdict.STREAMING for s in self.speakers.values()):
+            return ()
+        return tuple(
+            s.address
+            for s in sorted(self.speakers.values(), key=lambda s: (s.adapter, s.name.lower()))
+            if s.address in self.expected and s.verdict in SILENT_VERDICTS
+        )
+
     def snapshot(self, now: float) -> FleetSnapshot:
         ordered = sorted(
             self.speakers.values(), key=lambda s: (s.adapter, s.name.lower(), s.address)
@@ -165,6 +200,7 @@ class FleetState:
             source=self.source,
             counts=self.counts(),
             version=self.version,
+            expected_silent=self.expected_silent(),
         )
 
     def snapshot_event(self, now: float) -> SnapshotEvent:
@@ -178,7 +214,7 @@ class FleetState:
         new = Speaker(
             path=path,
             address=facts.address,
-            name=facts.name,
+            name=self.aliases.get(facts.address, facts.name),
             adapter=facts.adapter,
             paired=facts.paired,
             connected=facts.connected,
@@ -190,6 +226,7 @@ class FleetState:
             last_dropout=old.last_dropout if old else None,
             period_s=old.period_s if old else None,
             changed_t=old.changed_t if old else now,
+            group=self.groups.get(facts.address),
         )
         if old is not None and replace(new, changed_t=old.changed_t) == old:
             return []

@@ -103,6 +103,12 @@ class Speaker:
     period_s: float | None
     #: Unix time of the last change of anything shown for this speaker.
     changed_t: float
+    #: The operator's group for it (config file), None when it has none.
+    group: str | None = None
+    #: Last BLE advertisement RSSI (dBm) while present (`--ble`), else None.
+    rssi: int | None = None
+    #: Unix time of its last BLE advertisement (`--ble`), None when never seen.
+    ble_seen: float | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], t: float) -> Speaker:
@@ -203,6 +209,10 @@ class FleetSnapshot:
     version: int = 0
     #: Dropout history per speaker address (only speakers that ever dropped).
     dropouts: Mapping[str, DropoutSummary] = field(default_factory=dict)
+    #: Addresses the config expects to stream that are silent while others stream.
+    expected_silent: tuple[str, ...] = ()
+    #: What BLE presence scanning (`--ble`) is doing, in words; "" when it was not asked for.
+    ble_status: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,16 +7,21 @@ same way in the other, and every event reaches the log before anyone else sees i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from core.ble import BleScan, PresenceTable
 from core.bluez.client import BluezMirror
 from core.dropout import DropoutDetector
 from core.events import DropoutEvent, Event
 from core.fleet import FleetState
-from core.model import DropoutSummary, FleetSnapshot
+from core.model import DropoutSummary, FleetSnapshot, Speaker
+
+if TYPE_CHECKING:  # core.config imports core.bluez.control, which imports this module
+    from core.config import Config
 
 #: How often pending transport losses are confirmed (well under CONFIRM_AFTER_S).
 TICK_S = 0.5
@@ -44,8 +49,12 @@ class Monitor:
         clock: Callable[[], float] = time.time,
         log: EventLog | None = None,
         on_events: EventSink | None = None,
+        config: Config | None = None,
+        ble: BleScan | None = None,
     ) -> None:
         self.clock = clock
+        #: BLE presence scanning (`--ble`), None when not asked for.
+        self.ble = ble
         self.log = log
         self.on_events = on_events
         #: Extra subscribers (a running action waits for its speaker's events here).
@@ -58,6 +67,10 @@ class Monitor:
             clock=clock,
             on_events=self._from_mirror,
         )
+        if config is not None:
+            self.mirror.state.configure(
+                aliases=config.aliases, groups=config.group_of, expected=config.expected
+            )
 
     @property
     def state(self) -> FleetState:
@@ -75,6 +88,7 @@ class Monitor:
     async def run(self) -> None:
         ticker = asyncio.create_task(self._tick())
         mirror = asyncio.create_task(self.mirror.run())
+        ble = asyncio.create_task(self._follow_ble()) if self.ble is not None else None
         try:
             # The log starts with the whole fleet (names, verdicts) once BlueZ answered.
             while not await self.mirror.wait_ready(1.0):
@@ -91,13 +105,22 @@ class Monitor:
         finally:
             ticker.cancel()
             mirror.cancel()
+            if ble is not None:
+                ble.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ble
 
     async def wait_ready(self, timeout: float) -> bool:
         return await self.mirror.wait_ready(timeout)
 
     def snapshot(self) -> FleetSnapshot:
         snap = self.mirror.snapshot()
-        return replace(snap, dropouts=self.dropout_summaries(snap.t))
+        snap = replace(snap, dropouts=self.dropout_summaries(snap.t))
+        if self.ble is not None:
+            table = self.ble.presence.table
+            speakers = tuple(_with_presence(s, table, snap.t) for s in snap.speakers)
+            snap = replace(snap, speakers=speakers, ble_status=self.ble.status)
+        return snap
 
     def has_periods(self) -> bool:
         """True when any speaker has a dropout period (its countdown needs redrawing)."""
@@ -164,6 +187,27 @@ class Monitor:
         if self.on_events is not None:
             self.on_events(events)
 
+    async def _follow_ble(self) -> None:
+        """Start BLE scanning once the fleet is known; pause it while its adapter streams."""
+        assert self.ble is not None
+        try:
+            while not await self.mirror.wait_ready(1.0):
+                pass
+            seen = (-1, frozenset[str]())
+            while True:
+                status = await self.ble.follow(self.mirror.state.speakers.values())
+                table = self.ble.presence.table
+                now_seen = (table.version, table.present_set(self.clock()))
+                if status is not None or now_seen != seen:
+                    seen = now_seen
+                    self.mirror.state.version += 1  # RSSI and presence are shown: repaint
+                if status is not None and (self.ble.state != "scanning" or "resumed" in status):
+                    # Refused, paused, resumed, failed: the operator must read it.
+                    self.mirror.warnings.append(status)
+                await asyncio.sleep(TICK_S)
+        finally:
+            await self.ble.stop()
+
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
@@ -171,3 +215,12 @@ class Monitor:
             dropouts = self.detector.tick(now)
             if dropouts:
                 self._publish([*dropouts, *self._annotations([], dropouts, now)])
+
+
+def _with_presence(speaker: Speaker, table: PresenceTable, now: float) -> Speaker:
+    """The speaker with its BLE RSSI (while present) and last-seen time."""
+    sighting = table.sighting(speaker.address)
+    if sighting is None:
+        return speaker
+    rssi = sighting.rssi if table.present(speaker.address, now) else None
+    return replace(speaker, rssi=rssi, ble_seen=sighting.seen)

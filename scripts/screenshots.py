@@ -60,6 +60,9 @@ SHOTS: Final = (
     Shot("main-80x24", (80, 24)),
     Shot("help", (100, 30), ("question_mark",)),
     Shot("wide", (140, 40), ("down", "down")),  # side panel on 'Sub Bass'
+    # Last: it leaves 'Bar' mid-resync in the shared demo (at this speed its Disconnect takes
+    # minutes, so the step stays on screen); the shots before see the fleet untouched.
+    Shot("action", (100, 30), ("down", "down", "down", "r")),
 )
 
 

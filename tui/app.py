@@ -10,15 +10,20 @@ from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.geometry import Size
 from textual.widgets import Footer, Static
 
-from core.describe import age, countdown, describe_dropout
-from core.events import DropoutEvent, Event
+from core.bluez.control import Controller, Timeouts
+from core.describe import age, countdown, describe_dropout, describe_event
+from core.events import ActionEvent, DropoutEvent, Event
 from core.model import DropoutSummary, FleetSnapshot, SourceStatus, Speaker
 from core.monitor import Monitor
+from core.replay import ReplayMonitor
 from core.store import EventStore
+from tui.actions import ActionQueue, needs_resync
 from tui.ingest import FleetFeed, FleetUpdated, SourceChanged
+from tui.screens.confirm import confirm_disconnect, confirm_resync_all
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.fleet_table import FleetTable
@@ -33,6 +38,18 @@ DUE_WARNING_S = 30
 MIN_WIDTH, MIN_HEIGHT = 60, 12
 #: Width from which the detail panel sits beside the table.
 SIDE_PANEL_WIDTH = 120
+#: Seconds an action's outcome stays on screen as a toast (failures need reading).
+DONE_TOAST_S, FAILED_TOAST_S = 5, 12
+#: Actions that act on the fleet view's speakers (hidden on the help and detail screens).
+FLEET_ACTIONS = (
+    "toggle_log",
+    "toggle_all",
+    "resync",
+    "resync_all",
+    "connect",
+    "disconnect",
+    "cancel_action",
+)
 
 
 class BtmonApp(App[int]):
@@ -40,11 +57,18 @@ class BtmonApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "btmon-tui"
+    #: The footer shows actions and the way to the rest (?, q) in 80 columns; l and a are in
+    #: the help screen.
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
+        Binding("r", "resync", "Resync"),
+        Binding("R", "resync_all", "Resync all", key_display="R"),
+        Binding("c", "connect", "Connect"),
+        Binding("d", "disconnect", "Disconnect"),
+        Binding("escape", "cancel_action", "Cancel", key_display="esc"),
         Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("l", "toggle_log", "Log"),
-        Binding("a", "toggle_all", "All devices"),
+        Binding("q", "quit", "Quit"),
+        Binding("l", "toggle_log", "Log", show=False),
+        Binding("a", "toggle_all", "All devices", show=False),
     ]
 
     def __init__(
@@ -55,8 +79,15 @@ class BtmonApp(App[int]):
         ansi_color: bool = False,
         log: EventStore | None = None,
         log_error: str = "",
+        controller: Controller | None = None,
     ) -> None:
         super().__init__(ansi_color=ansi_color)
+        #: The one Controller: actions run as tasks on this app's loop, never in widgets.
+        self.controller = controller or Controller(feed.monitor)
+        self.controller.on_progress = self._on_progress
+        self.actions = ActionQueue(
+            self.controller, on_change=self._action_changed, wanted=self._still_wanted
+        )
         #: The event log (None when off); its health is shown in the status bar.
         self.event_log = log
         self.log_error = log_error
@@ -77,7 +108,7 @@ class BtmonApp(App[int]):
         yield EventLog(id="log")
         yield StatusBar(" connecting to BlueZ…", id="status")
         yield Static(id="too-small")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.run_feed()
@@ -135,9 +166,12 @@ class BtmonApp(App[int]):
         return ""
 
     def _alert(self, snapshot: FleetSnapshot, events: list[Event]) -> None:
-        """A toast when a speaker drops out, and when a predicted dropout is near."""
+        """A toast when a speaker drops out, when a predicted dropout is near, and when an
+        action ends."""
         names = {s.address: s.name for s in snapshot.speakers}
         for event in events:
+            if isinstance(event, ActionEvent):
+                self._action_toast(event, names)
             if isinstance(event, DropoutEvent) and event.phase == "start":
                 self.notify(
                     f"{names.get(event.address, event.address)}: "
@@ -160,6 +194,19 @@ class BtmonApp(App[int]):
                     timeout=10,
                 )
 
+    def _action_toast(self, event: ActionEvent, names: dict[str, str]) -> None:
+        """The outcome in the log's words: green when it worked, red with BlueZ's words when
+        it did not, yellow when the operator cancelled it."""
+        line = describe_event(event.to_json(), names) or ""
+        if event.result == "ok":
+            title, severity, timeout = "done", "information", DONE_TOAST_S
+        elif event.detail == "cancelled":
+            title, severity, timeout = "cancelled", "warning", DONE_TOAST_S
+        else:
+            title, severity, timeout = "failed", "error", FAILED_TOAST_S
+        title = f"{event.action.capitalize()}: {title}"
+        self.notify(line, title=title, severity=severity, timeout=timeout, markup=False)
+
     @on(FleetTable.SpeakerSelected)
     def _selected(self, _message: FleetTable.SpeakerSelected) -> None:
         self._show_detail()
@@ -178,6 +225,8 @@ class BtmonApp(App[int]):
         return speaker, summary
 
     def _show_detail(self) -> None:
+        if not self.screen_stack:  # a selection posted as the app closes: nothing to show
+            return
         now = self.clock()
         if isinstance(self.screen, DetailScreen):
             speaker, summary = self._speaker(self.screen.path)
@@ -203,9 +252,10 @@ class BtmonApp(App[int]):
         self.query_one("#main").set_class(width >= SIDE_PANEL_WIDTH, "wide")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Log and device toggles act on the fleet view only: hide them on other screens."""
+        """Toggles and actions act on the fleet view only: hide them on other screens (where
+        esc keeps its meaning: close, back, no)."""
         on_fleet_view = self.screen is self.screen_stack[0]
-        return on_fleet_view or action not in ("toggle_log", "toggle_all")
+        return on_fleet_view or action not in FLEET_ACTIONS
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -224,6 +274,144 @@ class BtmonApp(App[int]):
             timeout=3,
         )
 
+    # -- actions: keys in, tasks on the Controller, steps and outcomes out ------------------
+    def _selected_speaker(self) -> Speaker | None:
+        speaker, _summary = self._speaker(self.query_one(FleetTable).selected_path)
+        return speaker
+
+    def _live(self) -> bool:
+        """False (and says so) when actions cannot reach BlueZ: a replay shows the past."""
+        if isinstance(self.feed.monitor, ReplayMonitor):
+            self.notify("This is a replay: actions work on live speakers only", timeout=4)
+            return False
+        return True
+
+    def _target(self) -> Speaker | None:
+        """The selected speaker, when it can be acted on now; else None, after saying why."""
+        if not self._live():
+            return None
+        speaker = self._selected_speaker()
+        if speaker is None:
+            self.notify("No speaker selected", timeout=3)
+        elif self.actions.busy(speaker.address):
+            self._refuse(speaker)
+            return None
+        return speaker
+
+    def _refuse(self, speaker: Speaker) -> None:
+        """One action per speaker: a second one would fight the first (the Controller refuses
+        it too)."""
+        address = speaker.address
+        running = self.actions.running.get(address) or self.actions.queued.get(address)
+        self.notify(
+            f"{speaker.name} is busy: {running or 'an action'} is still running "
+            f"({self.actions.step(address) or 'ending'}). One action per speaker at a time; "
+            "esc cancels it.",
+            title="Busy",
+            severity="warning",
+            timeout=5,
+            markup=False,
+        )
+
+    def _start(self, action: str, speaker: Speaker) -> None:
+        if not self.actions.start(action, speaker.address):
+            self._refuse(speaker)
+
+    def action_resync(self) -> None:
+        speaker = self._target()
+        if speaker is not None:
+            self._start("resync", speaker)
+
+    def action_connect(self) -> None:
+        speaker = self._target()
+        if speaker is None:
+            return
+        if speaker.connected:
+            self.notify(f"{speaker.name} is already connected (r resyncs it)", timeout=4)
+            return
+        self._start("connect", speaker)
+
+    def action_disconnect(self) -> None:
+        speaker = self._target()
+        if speaker is None:
+            return
+        if not speaker.connected:
+            self.notify(f"{speaker.name} is not connected", timeout=4)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._start("disconnect", speaker)
+
+        self.push_screen(confirm_disconnect(speaker), callback=answered)
+
+    def action_resync_all(self) -> None:
+        if not self._live() or self.snapshot is None:
+            return
+        speakers = [s for s in needs_resync(self.snapshot) if not self.actions.busy(s.address)]
+        if not speakers:
+            self.notify(
+                "Nothing to resync: no speaker is connected without audio while others stream",
+                timeout=4,
+            )
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.actions.enqueue("resync", [s.address for s in speakers])
+
+        self.push_screen(confirm_resync_all(speakers, self.actions.at_once), callback=answered)
+
+    def _still_wanted(self, action: str, address: str) -> bool:
+        """Asked by the queue before a queued resync starts: a speaker that got its audio back
+        meanwhile is left alone (resyncing it would cause the dropout we want to avoid)."""
+        if action != "resync" or self.snapshot is None:
+            return True
+        if any(s.address == address for s in needs_resync(self.snapshot)):
+            return True
+        name = next((s.name for s in self.snapshot.speakers if s.address == address), address)
+        self.notify(f"{name} no longer needs a resync: skipped", timeout=4)
+        return False
+
+    def action_cancel_action(self) -> None:
+        """esc: cancel the selected speaker's action; nothing when it has none (esc is a key
+        hands press out of habit, so it stays quiet then)."""
+        speaker = self._selected_speaker()
+        if speaker is None:
+            return
+        queued = self.actions.queued.get(speaker.address)
+        if self.actions.cancel(speaker.address) == "queued":
+            self.notify(f"{speaker.name}: {queued} cancelled before it started", timeout=4)
+        # A running action ends as 'cancelled': its event brings the toast and the log line.
+
+    def _on_progress(self, address: str, step: str) -> None:
+        """The Controller's step for a running action ('' as it ends): into its row at once,
+        not at the next render tick."""
+        table = self._fleet_table()
+        if table is not None:
+            table.show_step(address, step)
+
+    def _action_changed(self, address: str) -> None:
+        """An action started, ended or left the queue: show it in its row."""
+        table = self._fleet_table()
+        if table is not None:
+            table.show_step(address, self.actions.step(address))
+
+    def _fleet_table(self) -> FleetTable | None:
+        """The fleet table; None while the app closes (an action may end after its screen)."""
+        if not self.screen_stack:
+            return None
+        try:
+            return self.query_one(FleetTable)
+        except NoMatches:
+            return None
+
+    def on_unmount(self) -> None:
+        # Closing mid-action: each running action ends as cancelled (and is logged so).
+        self.controller.on_progress = None
+        self.actions.on_change = lambda _address: None
+        self.actions.cancel_all(message="btmon-tui was closed during the action")
+
 
 def make_app(
     bus: str,
@@ -235,10 +423,12 @@ def make_app(
     log: EventStore | None = None,
     log_error: str = "",
     monitor: Monitor | None = None,
+    timeouts: Timeouts | None = None,
 ) -> BtmonApp:
     """The one app factory, used by the command line, the tests and the screenshot script.
 
     `history`: recorded dropout records (from the event log, or the demo's seed) to start with.
+    `timeouts`: per-step limits of resync/connect/disconnect (the config file may set them).
     """
     if monitor is not None:
         clock = monitor.clock
@@ -246,7 +436,14 @@ def make_app(
         bus, bus_label=bus_label, include_all=include_all, clock=clock, log=log, monitor=monitor
     )
     feed.monitor.load_history(history)
-    return BtmonApp(feed, clock=clock, ansi_color=few_colours(), log=log, log_error=log_error)
+    return BtmonApp(
+        feed,
+        clock=clock,
+        ansi_color=few_colours(),
+        log=log,
+        log_error=log_error,
+        controller=Controller(feed.monitor, timeouts=timeouts),
+    )
 
 
 def few_colours() -> bool:

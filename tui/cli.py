@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.events import Event
 from core.sim.daemon import DemoUnavailable
 
 if TYPE_CHECKING:
+    from core.config import Config
+    from core.monitor import Monitor
     from core.store import EventStore
     from tui.app import BtmonApp
 
@@ -32,7 +34,30 @@ examples:
   btmon-tui --demo               the built-in demo fleet, no Bluetooth needed
   btmon-tui watch --json         JSON Lines: a snapshot, then one line per change
   btmon-tui watch --json --demo --duration 10
+  btmon-tui resync F4:4E:FD:10:22:04 --demo   reconnect the demo's ghost-connected speaker
 """
+
+#: Actions on one speaker: name -> (help line, description).
+ACTION_HELP = {
+    "resync": (
+        "disconnect and reconnect one speaker until it streams again",
+        "Disconnect the speaker, reconnect it and wait until its A2DP stream runs again. "
+        "Exit 0 when done (also when bluetoothd reconnected it by itself), 1 when it failed "
+        "(the reason is printed), 2 on bad input.",
+    ),
+    "connect": (
+        "connect one paired speaker and wait for its A2DP stream",
+        "Connect a paired speaker (retrying when it does not answer) and wait for A2DP. "
+        "Exit 0 when done, 1 when it failed (the reason is printed), 2 on bad input.",
+    ),
+    "disconnect": (
+        "disconnect one speaker (asks first; --yes for scripts)",
+        "Disconnect a speaker; this is not recorded as a dropout. Asks first on a terminal; "
+        "without one, --yes is required. Exit 0 when done, 1 when it failed, 2 on bad input.",
+    ),
+}
+#: How long an action waits for BlueZ's first answer before it counts as absent.
+ACTION_READY_S = 5.0
 
 
 def _add_source_args(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +102,23 @@ def _add_source_args(parser: argparse.ArgumentParser) -> None:
         dest="include_all",
         help="show every paired device, not only speakers (A2DP sinks)",
     )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="speaker aliases, groups, who must stream, resync timeouts (TOML; default "
+        "$XDG_CONFIG_HOME/btmon-tui/config.toml when it exists)",
+    )
+    parser.add_argument(
+        "--ble",
+        metavar="ADAPTER",
+        help="also scan for BLE advertisements on ADAPTER (e.g. hci1) to show RSSI and presence; "
+        "refused on an adapter that streams A2DP (audio would stutter)",
+    )
+    parser.add_argument(
+        "--ble-force",
+        action="store_true",
+        help="with --ble: scan even while the adapter streams A2DP",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +162,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help="predict the next dropout after Unix time T (default: the end of the recording)",
     )
+    for action, (summary, description) in ACTION_HELP.items():
+        act = sub.add_parser(action, help=summary, description=description)
+        act.add_argument("address", metavar="ADDRESS", help="the speaker: AA:BB:CC:DD:EE:FF")
+        _add_source_args(act)
+        act.add_argument(
+            "--json",
+            action="store_true",
+            help="print the action event (DESIGN §4.2) as the last line; progress goes to stderr",
+        )
+        act.add_argument(
+            "--timeout", type=float, metavar="S", help="give up after S seconds in all"
+        )
+        if action == "disconnect":
+            act.add_argument(
+                "--yes", action="store_true", help="do not ask first (needed without a terminal)"
+            )
     return parser
 
 
@@ -150,11 +208,19 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.duration is not None and args.duration < 0:
             return fail("--duration must be 0 or more seconds")
         return _with_source(args, lambda source: _run_watch(args, source), log=False)
+    if args.command in ACTION_HELP:
+        problem = _check_action_args(args)
+        if problem:
+            return fail(problem)
+        return _with_source(args, lambda source: _run_action(args, source), log=False)
     return _with_source(args, lambda source: _run_tui(args, source), log=True)
 
 
 #: Dropout history read from the log at start (days), so periods survive a restart.
 HISTORY_DAYS = 7
+#: How long `watch --ble` waits for BLE scanning to start or be refused (bleak's own
+#: call timeout is 5 s; this leaves it room).
+BLE_DECISION_S = 6.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +233,11 @@ class Source:
     log: EventStore | None = None
     #: Why the event log is off (a damaged file), shown to the user; "" when it runs.
     log_error: str = ""
+    #: The config file's settings (--config or the XDG default); None: defaults.
+    config: Config | None = None
+    #: `--ble ADAPTER` (checked, e.g. "hci1") and `--ble-force`; None: no BLE scanning.
+    ble: str | None = None
+    ble_force: bool = False
 
 
 def _open_log(args: argparse.Namespace, *, default: bool) -> tuple[EventStore | None, str]:
@@ -184,6 +255,45 @@ def _open_log(args: argparse.Namespace, *, default: bool) -> tuple[EventStore | 
     return store, ""
 
 
+def _settings(args: argparse.Namespace) -> tuple[Config | None, str | None, str]:
+    """The config file and the --ble adapter, checked: (config, adapter, '' or the problem)."""
+    from core.ble import adapter_name
+    from core.config import ConfigError, load_config
+
+    try:
+        config = load_config(getattr(args, "config", None))
+    except ConfigError as exc:
+        return None, None, str(exc)
+    ble = getattr(args, "ble", None)
+    if ble is None:
+        if getattr(args, "ble_force", False):
+            return None, None, "--ble-force needs --ble ADAPTER (e.g. --ble hci1)"
+        return config, None, ""
+    try:
+        return config, adapter_name(ble), ""
+    except ValueError as exc:
+        return None, None, str(exc)
+
+
+def make_monitor(source: Source, *, include_all: bool, **kwargs: Any) -> Monitor:
+    """The Monitor for a source, with its config file and BLE scanning (if asked) applied."""
+    from core.ble import BlePresence, BleScan
+    from core.monitor import Monitor
+
+    ble = None
+    if source.ble is not None:
+        ble = BleScan(BlePresence(source.ble, bus=source.bus), force=source.ble_force)
+    return Monitor(
+        source.bus,
+        bus_label=source.label,
+        include_all=include_all,
+        log=source.log,
+        config=source.config,
+        ble=ble,
+        **kwargs,
+    )
+
+
 def _with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log: bool) -> int:
     """Start the demo fleet if asked, open the event log, run, and always close both."""
     import tempfile
@@ -191,6 +301,9 @@ def _with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log:
 
     fleet = None
     temp_dir = None
+    config, ble, problem = _settings(args)
+    if problem:
+        return fail(problem)
     if args.demo and args.db is None and log:
         # The demo's events are not the user's history: log them to a throw-away file.
         temp_dir = tempfile.TemporaryDirectory(prefix="btmon-tui-demo-")
@@ -215,7 +328,18 @@ def _with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log:
             history.extend(seeded)
             if store is not None:
                 store.append(seeded)
-        return run(Source(bus, label, tuple(history), store, log_error))
+        return run(
+            Source(
+                bus,
+                label,
+                tuple(history),
+                store,
+                log_error,
+                config=config,
+                ble=ble,
+                ble_force=bool(getattr(args, "ble_force", False)),
+            )
+        )
     finally:
         if fleet is not None:
             fleet.stop()
@@ -312,6 +436,8 @@ def _run_tui(args: argparse.Namespace, source: Source) -> int:
         history=source.history,
         log=source.log,
         log_error=source.log_error,
+        monitor=make_monitor(source, include_all=args.include_all),
+        timeouts=source.config.timeouts if source.config is not None else None,
     )
     _run_app(app)
     return app.return_code or 0
@@ -348,7 +474,6 @@ def _run_watch(args: argparse.Namespace, source: Source) -> int:
 async def _watch(source: Source, as_json: bool, duration: float | None, include_all: bool) -> int:
     from core.bluez.bus import BusUnavailable, open_bus
     from core.describe import clock_time, describe_event
-    from core.monitor import Monitor
 
     try:
         probe = await open_bus(source.bus)
@@ -375,13 +500,7 @@ async def _watch(source: Source, as_json: bool, duration: float | None, include_
                     out.write(f"{clock_time(event.t)}  {line}\n")
         out.flush()
 
-    monitor = Monitor(
-        source.bus,
-        bus_label=source.label,
-        include_all=include_all,
-        on_events=write,
-        log=source.log,
-    )
+    monitor = make_monitor(source, include_all=include_all, on_events=write)
     if source.log_error:
         print(f"btmon-tui: warning: {source.log_error}", file=sys.stderr)
     monitor.load_history(source.history)
@@ -393,6 +512,18 @@ async def _watch(source: Source, as_json: bool, duration: float | None, include_
         loop.add_signal_handler(signum, stop.set)
     deadline = None if duration is None else time.monotonic() + duration
     ready = await mirror.wait_ready(min(3.0, duration) if duration is not None else 3.0)
+    if ready and monitor.ble is not None:
+        # A refused --ble is bad input (exit 2); a scan bleak cannot run is only a warning.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(BLE_DECISION_S):
+                await monitor.ble.decided.wait()
+        if monitor.ble.state == "refused":
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            return fail(monitor.ble.status)
+        if monitor.ble.state == "error":
+            print(f"btmon-tui: warning: {monitor.ble.status}", file=sys.stderr)
     snapshot_event = mirror.state.snapshot_event(mirror.clock())
     if as_json:
         out.write(snapshot_event.to_line() + "\n")
@@ -428,6 +559,146 @@ def _json_str(text: str) -> str:
     import json
 
     return json.dumps(text)
+
+
+def _check_action_args(args: argparse.Namespace) -> str:
+    """What is wrong with an action's arguments before anything starts; '' when nothing."""
+    from core.config import ADDRESS_RE
+
+    if not ADDRESS_RE.match(args.address):
+        return (
+            f"{args.address!r} is not a Bluetooth address: write it as AA:BB:CC:DD:EE:FF "
+            "(see `btmon-tui watch`)"
+        )
+    if args.timeout is not None and not args.timeout > 0:
+        return "--timeout must be more than 0 seconds"
+    if args.command == "disconnect" and not args.yes and not sys.stdin.isatty():
+        return "disconnect asks first, but there is no terminal to ask on: add --yes"
+    return ""
+
+
+def _run_action(args: argparse.Namespace, source: Source) -> int:
+    try:
+        return asyncio.run(_act(args, source))
+    except KeyboardInterrupt:
+        print("btmon-tui: interrupted", file=sys.stderr)
+        return 130
+
+
+async def _act(args: argparse.Namespace, source: Source) -> int:
+    """resync/connect/disconnect ADDRESS: progress in words, the action event with --json."""
+    from core.bluez.bus import BusUnavailable, open_bus
+
+    try:
+        probe = await open_bus(source.bus)
+        probe.disconnect()
+    except BusUnavailable as exc:
+        return fail(str(exc))
+    monitor = make_monitor(source, include_all=args.include_all)
+    running = asyncio.create_task(monitor.run())
+    try:
+        return await _act_on(args, source, monitor)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await running
+
+
+async def _act_on(args: argparse.Namespace, source: Source, monitor: Monitor) -> int:
+    from core.bluez.control import Controller, Timeouts
+    from core.events import ActionEvent
+    from core.model import SourceState
+
+    address, out = args.address.upper(), sys.stderr if args.json else sys.stdout
+    if source.log_error:
+        print(f"btmon-tui: warning: {source.log_error}", file=sys.stderr)
+    # --timeout counts from now, but not the time a person takes to answer the question.
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    limit = ACTION_READY_S if args.timeout is None else min(ACTION_READY_S, args.timeout)
+    ready_by = time.monotonic() + limit
+    state = monitor.state
+    while not await monitor.wait_ready(0.05):
+        if state.source.state in (SourceState.WAITING, SourceState.ERROR):
+            return fail(state.source.detail.split("; waiting")[0])
+        if time.monotonic() >= ready_by:
+            return fail(f"BlueZ on {monitor.mirror.where} did not answer within {limit:g} s")
+    speaker = next((s for s in state.speakers.values() if s.address.upper() == address), None)
+    if speaker is None or not speaker.paired:
+        return fail(
+            f"no paired speaker {address} on {monitor.mirror.where}: list them with "
+            "`btmon-tui watch` or `bluetoothctl devices Paired` (--all: any paired device)"
+        )
+    label = f"{speaker.name} ({address})"
+    if args.command == "disconnect" and not args.yes:
+        asked = time.monotonic()
+        answer = await _ask(f"Disconnect {label}? [y/N] ")
+        deadline = None if deadline is None else deadline + time.monotonic() - asked
+        if answer.strip().lower() not in ("y", "yes"):
+            print(f"{label}: not disconnected", file=out)
+            if args.json:
+                no = ActionEvent(
+                    time.time(),
+                    address,
+                    "disconnect",
+                    "error",
+                    "declined",
+                    "not disconnected: the answer was no",
+                )
+                print(no.to_line())
+            return 1
+
+    def progress(_address: str, step: str) -> None:
+        if step:
+            print(f"{label}: {step}", file=out, flush=True)
+
+    timeouts = source.config.timeouts if source.config is not None else Timeouts()
+    controller = Controller(monitor, timeouts=timeouts, on_progress=progress)
+    task = controller.start(args.command, address)
+    assert task is not None  # nothing else acts on this speaker in this process
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop.set)
+    stopper = asyncio.create_task(stop.wait())
+    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    await asyncio.wait({task, stopper}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not task.done():
+        if stop.is_set():
+            controller.cancel(address, "interrupted", "interrupted: btmon-tui was told to stop")
+        else:
+            controller.cancel(address, "timeout", f"did not finish within {args.timeout:g} s")
+    event = await task
+    if event.result == "ok":
+        print(f"{label}: {event.message}", file=out)
+    else:
+        why = f" ({event.detail})" if event.detail else ""
+        print(f"btmon-tui: {args.command} {label} failed: {event.message}{why}", file=sys.stderr)
+    if args.json:
+        print(event.to_line())
+    sys.stdout.flush()
+    if event.result == "ok":
+        return 0
+    return 2 if event.detail in ("unknown-address", "no-bluez") else 1
+
+
+async def _ask(prompt: str) -> str:
+    """One line typed on the terminal (stdin), read without blocking the event loop."""
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str] = loop.create_future()
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        if not line.done():
+            line.set_result(os.read(fd, 1024).decode(errors="replace"))
+
+    loop.add_reader(fd, readable)
+    try:
+        return await line
+    finally:
+        loop.remove_reader(fd)
 
 
 if __name__ == "__main__":

@@ -9,78 +9,38 @@ with a timeout per step; every way it can end becomes an ActionEvent with what B
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
 from core.bluez.bus import DBusCallError, call_checked, method_call
 from core.bluez.defs import A2DP_SINK_UUID, BLUEZ_SERVICE, DEVICE
+from core.bluez.outcomes import (
+    ERROR_WORDS,
+    FAILED_WORDS,
+    RESTARTED,
+    RETRY_DETAILS,
+    ActionFailed,
+    Timeouts,
+    explain,
+)
 from core.events import ActionEvent, Event
 from core.model import Speaker, Verdict
 from core.monitor import Monitor
 
-#: BlueZ error names -> what the operator should read (detail strings come from BlueZ).
-ERROR_WORDS: Final[dict[str, str]] = {
-    "org.bluez.Error.NotReady": "the adapter is not ready (powered off?): `bluetoothctl power on`",
-    "org.bluez.Error.InProgress": "BlueZ is already connecting this speaker",
-    "org.bluez.Error.AlreadyConnected": "already connected",
-    "org.bluez.Error.NotConnected": "not connected",
-    "org.bluez.Error.DoesNotExist": "BlueZ no longer knows this speaker (unpaired?)",
-    "org.bluez.Error.AuthenticationFailed": "pairing is broken: remove and pair the speaker again",
-    "org.freedesktop.DBus.Error.AccessDenied": (
-        "not allowed by the D-Bus policy: run as root or as a user in group 'bluetooth'"
-    ),
-    "org.freedesktop.DBus.Error.ServiceUnknown": "bluetoothd is not running (restarted?)",
-    "org.freedesktop.DBus.Error.UnknownObject": "bluetoothd restarted or removed the speaker",
-    "org.freedesktop.DBus.Error.NoReply": "BlueZ did not answer",
-    "org.freedesktop.DBus.Error.Disconnected": "lost the connection to D-Bus",
-}
-#: org.bluez.Error.Failed detail strings (BlueZ >= 5.62) -> operator words.
-FAILED_WORDS: Final[dict[str, str]] = {
-    "br-connection-page-timeout": "the speaker did not answer: is it on and in range?",
-    "br-connection-profile-unavailable": "the speaker offers no audio profile right now",
-    "br-connection-refused": "the speaker refused the connection (busy with another host?)",
-    "br-connection-canceled": "the connection was cancelled",
-    "br-connection-key-missing": "pairing keys are missing: pair the speaker again",
-    "br-connection-adapter-not-powered": "the adapter is off: `bluetoothctl power on`",
-    "br-connection-busy": "the adapter is busy; try again in a moment",
-    "br-connection-unknown": "the connection failed for an unknown reason",
-}
+__all__ = ["ERROR_WORDS", "FAILED_WORDS", "ActionFailed", "Controller", "Timeouts", "explain"]
 
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Per-step limits of an action (seconds); the config file can change them."""
-
-    call_s: float = 25.0
-    disconnect_s: float = 10.0
-    transport_s: float = 8.0
-    active_s: float = 8.0
-    attempts: int = 3
-
-
-class ActionFailed(Exception):
-    """An action step failed; carries BlueZ's detail and the operator's message."""
-
-    def __init__(self, message: str, detail: str | None = None, name: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail
-        #: The D-Bus error name when the failure was an error reply.
-        self.name = name
-
-
-def explain(error: DBusCallError) -> tuple[str, str]:
-    """(detail, message) for a D-Bus error reply."""
-    if error.name == "org.bluez.Error.Failed":
-        detail = error.text or "failed"
-        return detail, FAILED_WORDS.get(detail, f"BlueZ says: {detail}")
-    detail = error.text or error.name.rsplit(".", 1)[-1]
-    return detail, ERROR_WORDS.get(error.name, f"{error.name}: {error.text}".strip(": "))
+ACTIONS: Final = ("resync", "connect", "disconnect")
+IN_PROGRESS: Final = "org.bluez.Error.InProgress"
+ALREADY: Final = "org.bluez.Error.AlreadyConnected"
+STREAMING: Final = Verdict.STREAMING
+CANCELLED: Final = ("cancelled", "cancelled by the operator")
+log = logging.getLogger(__name__)
 
 
 ProgressSink = Callable[[str, str], None]  # (address, step in words)
+Check = Callable[[Speaker], bool]
 
 
 class Controller:
@@ -99,138 +59,168 @@ class Controller:
         #: address -> the step the running action is at (shown in the table).
         self.steps: dict[str, str] = {}
         self._tasks: dict[str, asyncio.Task[ActionEvent]] = {}
+        self._watches: dict[str, _Watch] = {}
+        self._cancel_why: dict[str, tuple[str, str]] = {}
 
     # -- public ------------------------------------------------------------------------
     def busy(self, address: str) -> bool:
-        return address in self._tasks and not self._tasks[address].done()
+        task = self._tasks.get(address.upper())
+        return task is not None and not task.done()
 
     def start(self, action: str, address: str) -> asyncio.Task[ActionEvent] | None:
         """Start `action` in the background; None when this speaker already has one running."""
-        if self.busy(address):
+        if self.busy(_checked(action, address)):
             return None
         task = asyncio.get_running_loop().create_task(self.run(action, address))
-        self._tasks[address] = task
+        task.add_done_callback(lambda t: self._cancelled_early(t, action, address.upper()))
+        self._tasks[address.upper()] = task
         return task
 
-    def cancel(self, address: str) -> bool:
-        task = self._tasks.get(address)
+    def _cancelled_early(self, task: asyncio.Task[ActionEvent], action: str, address: str) -> None:
+        # Cancelled before it ran a step, `run` could not say so: its event still goes out.
+        if task.cancelled():
+            why = self._cancel_why.pop(address, CANCELLED)
+            self._publish(action, address, "error", *why, time.monotonic())
+
+    def cancel(
+        self, address: str, detail: str = "cancelled", message: str = "cancelled by the operator"
+    ) -> bool:
+        """Stop the running action; it ends as an error with this detail and message."""
+        task = self._tasks.get(address.upper())
         if task is None or task.done():
             return False
+        self._cancel_why[address.upper()] = (detail, message)
         task.cancel()
         return True
 
     async def run(self, action: str, address: str) -> ActionEvent:
         """Run one action to its end and publish its ActionEvent (also returned)."""
+        address = _checked(action, address)
         started = time.monotonic()
         steps = {"resync": self._resync, "connect": self._connect, "disconnect": self._disconnect}
+        watch = self._watches[address] = _Watch(address)
+        self.monitor.listeners.append(watch)
         try:
             detail, message = await steps[action](address)
             result = "ok"
         except ActionFailed as exc:
             result, detail, message = "error", exc.detail, exc.message
         except asyncio.CancelledError:
-            result, detail, message = "error", "cancelled", "cancelled by the operator"
+            # An operator's cancel (or the caller's deadline) ends the action, not the caller.
+            result, (detail, message) = "error", self._cancel_why.pop(address, CANCELLED)
+        except Exception as exc:  # a bug must still end as an event, never a traceback
+            log.exception("%s %s failed unexpectedly", action, address)
+            result, detail, message = "error", type(exc).__name__, f"unexpected error: {exc}"
         finally:
+            self.monitor.listeners.remove(watch)
+            self._watches.pop(address, None)
+            self._cancel_why.pop(address, None)
             self.steps.pop(address, None)
             self._progress(address, "")
+        return self._publish(action, address, result, detail, message, started)
+
+    def _publish(
+        self, action: str, address: str, result: str, detail: str | None, message: str, t0: float
+    ) -> ActionEvent:
+        duration = round(time.monotonic() - t0, 2)
         event = ActionEvent(
-            self.monitor.clock(),
-            address,
-            action,
-            result,
-            detail,
-            message,
-            round(time.monotonic() - started, 2),
+            self.monitor.clock(), address, action, result, detail, message, duration
         )
         self.monitor.publish([event])
         return event
 
     # -- actions -----------------------------------------------------------------------
     async def _resync(self, address: str) -> tuple[str | None, str]:
-        speaker = self._speaker(address)
-        if speaker.connected:
+        if self._speaker(address).connected:
             await self._disconnect(address)
-        return await self._connect(address, resync=True)
+            self._progress(address, "disconnected; settling…")
+            await self._wait(address, lambda s: False, self.timeouts.settle_s)
+        return await self._connect(address, again=True)
 
     async def _disconnect(self, address: str) -> tuple[str | None, str]:
         speaker = self._speaker(address)
         if not speaker.connected:
             return "not-connected", "was not connected"
         self._progress(address, "disconnecting…")
-        with self._watch(address) as seen:
-            try:
-                await self._call(speaker, "Disconnect")
-            except ActionFailed as exc:
-                if exc.name != "org.bluez.Error.NotConnected":
-                    raise
-            # Connected -> false may have come and gone (bluetoothd reconnects by itself).
-            await self._until(
-                lambda: seen.disconnected or not self._speaker(address).connected,
-                self.timeouts.disconnect_s,
-                "the speaker did not disconnect",
-            )
+        seen = self._watches[address]
+        try:
+            await self._call(speaker, "Disconnect")
+        except ActionFailed as exc:
+            if exc.name != "org.bluez.Error.NotConnected":
+                raise
+        # Connected -> false may have come and gone (the speaker may reconnect by itself).
+        gone: Check = lambda s: seen.disconnected or not s.connected  # noqa: E731
+        await self._wait(
+            address, gone, self.timeouts.disconnect_s, "the speaker did not disconnect"
+        )
         return None, "disconnected"
 
-    async def _connect(self, address: str, *, resync: bool = False) -> tuple[str | None, str]:
+    async def _connect(self, address: str, *, again: bool = False) -> tuple[str | None, str]:
         attempts = self.timeouts.attempts
-        last: ActionFailed | None = None
+        detail: str | None = None
+        note = ""
         for attempt in range(1, attempts + 1):
-            speaker = self._speaker(address)
-            if speaker.connected and resync and attempt == 1 and speaker.transport is not None:
-                # bluetoothd brought it back before we asked: that is what we wanted.
-                break
             self._progress(
                 address, "reconnecting…" if attempt == 1 else f"reconnecting {attempt}/{attempts}…"
             )
             try:
-                await self._call(speaker, "Connect")
-                last = None
+                await self._call(self._speaker(address), "Connect")
                 break
             except ActionFailed as exc:
-                if exc.name == "org.bluez.Error.AlreadyConnected":
-                    last = None
+                if exc.name == ALREADY or exc.detail == "br-connection-already-connected":
+                    # bluetoothd (or the speaker) brought it back before we asked: done.
+                    note = "it had reconnected by itself" if again else "it was connected"
+                    detail = exc.detail
                     break
-                if exc.name == "org.bluez.Error.InProgress":
-                    await self._until(
-                        lambda: self._speaker(address).connected,
-                        self.timeouts.call_s,
-                        "BlueZ's own connect did not finish",
+                if exc.name == IN_PROGRESS:
+                    self._progress(address, "BlueZ is already connecting it; waiting…")
+                    if await self._wait(address, lambda s: s.connected, self.timeouts.call_s):
+                        detail, note = exc.detail, "BlueZ connected it by itself"
+                        break
+                    exc = ActionFailed(
+                        f"BlueZ's own connect did not finish within {self.timeouts.call_s:g} s",
+                        "timeout",
                     )
-                    last = None
-                    break
-                last = exc
-                if exc.detail not in FAILED_WORDS or attempt == attempts:
+                elif exc.detail not in RETRY_DETAILS:
                     raise
-                await asyncio.sleep(1.0)
-        if last is not None:
-            raise last
-        return await self._await_audio(address)
+                if attempt == attempts:
+                    if attempts > 1:
+                        exc.message += f" (tried {attempts} times)"
+                    raise exc from None
+                await self._wait(address, lambda s: False, self.timeouts.retry_s)
+        return await self._await_audio(address, detail, note)
 
-    async def _await_audio(self, address: str) -> tuple[str | None, str]:
+    async def _await_audio(
+        self, address: str, detail: str | None, note: str
+    ) -> tuple[str | None, str]:
+        notes = [note] if note else []
+        a2dp: Check = lambda s: s.transport is not None  # noqa: E731
         self._progress(address, "waiting for A2DP…")
-        if not await self._wait(
-            lambda: self._speaker(address).transport is not None, self.timeouts.transport_s
-        ):
+        if not await self._wait(address, a2dp, self.timeouts.transport_s):
             # A known BlueZ dual-role regression: Connect succeeds without A2DP.
             self._progress(address, "connecting A2DP…")
-            await self._call(self._speaker(address), "ConnectProfile", "s", [A2DP_SINK_UUID])
-            await self._until(
-                lambda: self._speaker(address).transport is not None,
-                self.timeouts.transport_s,
-                "connected, but no A2DP stream was set up",
-            )
-        if not self._fleet_playing(address):
-            return None, "connected; A2DP ready (nothing is playing, so it stays idle)"
-        self._progress(address, "waiting for audio…")
-        if not await self._wait(
-            lambda: self._speaker(address).verdict == Verdict.STREAMING, self.timeouts.active_s
-        ):
-            raise ActionFailed(
-                "connected, but no audio is sent to it (A2DP stays idle): restart playback "
-                "or check the audio server's output routing",
-                "transport-idle",
-            )
-        return None, "streaming again"
+            try:
+                await self._call(self._speaker(address), "ConnectProfile", "s", [A2DP_SINK_UUID])
+            except ActionFailed as exc:
+                if exc.name not in (IN_PROGRESS, ALREADY):
+                    raise
+            await self._wait(address, a2dp, self.timeouts.transport_s, "connected, but no A2DP")
+            notes.append("A2DP needed its own ConnectProfile")
+        speaker = self._speaker(address)
+        playing = self._fleet_playing(address)
+        starting = speaker.transport is not None and speaker.transport.state == "pending"
+        if playing or starting:
+            self._progress(address, "waiting for audio…")
+            if await self._wait(address, lambda s: s.verdict == STREAMING, self.timeouts.active_s):
+                return detail, "; ".join([*notes, "streaming again"])
+            if playing:
+                raise ActionFailed(
+                    "connected, but no audio is sent to it (A2DP stays idle): restart playback "
+                    "or check the audio server's output routing",
+                    "transport-idle",
+                )
+        done = "connected; A2DP ready (nothing is playing, so it stays idle)"
+        return detail, "; ".join([*notes, done])
 
     # -- helpers -----------------------------------------------------------------------
     def _speaker(self, address: str) -> Speaker:
@@ -247,7 +237,7 @@ class Controller:
 
     def _fleet_playing(self, address: str) -> bool:
         return any(
-            s.verdict == Verdict.STREAMING and s.address != address
+            s.verdict == STREAMING and s.address.upper() != address.upper()
             for s in self.monitor.state.speakers.values()
         )
 
@@ -267,19 +257,24 @@ class Controller:
             ) from None
         except DBusCallError as exc:
             detail, message = explain(exc)
+            seen = self._watches.get(speaker.address.upper())
+            if seen is not None and seen.bluez_lost and exc.name.startswith("org.freedesktop"):
+                detail, message = "bluez-restarted", RESTARTED
             raise ActionFailed(message, detail, exc.name) from None
 
-    async def _wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+    async def _wait(self, address: str, predicate: Check, timeout: float, fail: str = "") -> bool:
+        """Poll `predicate(speaker)`: True once true; at `timeout` False, or raise `fail`."""
+        seen = self._watches.get(address)
         deadline = time.monotonic() + timeout
-        while not predicate():
+        while not predicate(self._speaker(address)):
+            if seen is not None and seen.bluez_lost:
+                raise ActionFailed(RESTARTED, "bluez-restarted")
             if time.monotonic() >= deadline:
+                if fail:
+                    raise ActionFailed(f"{fail} within {timeout:g} s", "timeout")
                 return False
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         return True
-
-    async def _until(self, predicate: Callable[[], bool], timeout: float, failure: str) -> None:
-        if not await self._wait(predicate, timeout):
-            raise ActionFailed(f"{failure} within {timeout:g} s", "timeout")
 
     def _progress(self, address: str, step: str) -> None:
         if step:
@@ -287,31 +282,25 @@ class Controller:
         if self.on_progress is not None:
             self.on_progress(address, step)
 
-    def _watch(self, address: str) -> _Seen:
-        return _Seen(self.monitor, address)
+
+def _checked(action: str, address: str) -> str:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+    return address.upper()
 
 
-class _Seen:
-    """Context manager recording whether a speaker's link went down while it is open."""
+class _Watch:
+    """What happened while an action ran: its speaker's link went down, BlueZ left the bus."""
 
-    def __init__(self, monitor: Monitor, address: str) -> None:
-        self.monitor = monitor
-        self.address = address.upper()
+    def __init__(self, address: str) -> None:
+        self.address = address
         self.disconnected = False
+        self.bluez_lost = False
 
-    def _listen(self, events: list[Event]) -> None:
+    def __call__(self, events: list[Event]) -> None:
         for event in events:
-            data = event.to_json()
-            if (
-                data.get("type") == "device"
-                and data.get("connected") is False
-                and str(data.get("address", "")).upper() == self.address
-            ):
+            data = event.to_json() if event.type in ("source", "device") else {}
+            if data.get("type") == "source":
+                self.bluez_lost |= data.get("state") != "connected"
+            elif data.get("connected") is False and data.get("address", "").upper() == self.address:
                 self.disconnected = True
-
-    def __enter__(self) -> _Seen:
-        self.monitor.listeners.append(self._listen)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.monitor.listeners.remove(self._listen)

@@ -7,7 +7,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from core.sim.fake_bluez import FakeBluez, SimDevice
+from core.sim.fake_bluez import PAGE_TIMEOUT, FakeBluez, SimDevice
 
 #: The seed case of DESIGN §1: one speaker drops every 4.7 min (a firmware buffer timeout).
 DROP_PERIOD_S: Final = 282.0
@@ -16,11 +16,24 @@ FIRST_DROP_S: Final = 45.0
 #: How long the dropper stays away before bluetoothd brings it back.
 DROP_OUTAGE_S: Final = 6.0
 
+#: How each speaker answers resync/connect/disconnect (DESIGN §7), so every path shows:
+#: Stage Right connects back by itself after we drop it (our Connect meets InProgress, or
+#: AlreadyConnected); Patio's A2DP never comes up; Green Room is out of reach on the first
+#: try and fails now and then (seeded); Lobby has BlueZ's dual-role regression (Connect
+#: without A2DP, ConnectProfile brings it); Spare's dongle is off (NotReady). Bar, the
+#: ghost-connected one, always resyncs cleanly.
 DEFAULT_FLEET: Final = (
     SimDevice(
         "00:1A:7D:DA:71:01", "Stage Left", "hci0", codec="SBC", delay_tenth_ms=1720, battery=81
     ),
-    SimDevice("00:1A:7D:DA:71:02", "Stage Right", "hci0", codec="AAC", delay_tenth_ms=1450),
+    SimDevice(
+        "00:1A:7D:DA:71:02",
+        "Stage Right",
+        "hci0",
+        codec="AAC",
+        delay_tenth_ms=1450,
+        returns_after_disconnect_s=1.0,
+    ),
     SimDevice(
         "00:1A:7D:DA:71:03", "Sub Bass", "hci0", codec="aptX LL", delay_tenth_ms=380, volume=110
     ),
@@ -37,9 +50,18 @@ DEFAULT_FLEET: Final = (
         codec="AAC",
         connected=False,
         transport_state=None,
-        connect_failure=None,
+        connect_failure=PAGE_TIMEOUT,
+        connect_failures=1,
+        flaky=0.3,
     ),
-    SimDevice("F4:4E:FD:10:22:07", "Lobby", "hci1", codec="SBC", transport_state="pending"),
+    SimDevice(
+        "F4:4E:FD:10:22:07",
+        "Lobby",
+        "hci1",
+        codec="SBC",
+        transport_state="pending",
+        a2dp_on_connect=False,
+    ),
     SimDevice(
         "5C:F3:70:99:00:08", "Spare", "hci2", codec="SBC", connected=False, transport_state=None
     ),
@@ -73,12 +95,12 @@ async def run_default(fake: FakeBluez) -> None:
 
 
 async def _periodic_dropper(fake: FakeBluez) -> None:
+    # bluetoothd brings it back by itself (its reconnect policy), DROP_OUTAGE_S after each drop.
+    fake.devices[DROPPER].auto_reconnect_s = DROP_OUTAGE_S
     await fake.sleep(FIRST_DROP_S)
     while True:
         fake.drop_link(DROPPER)
-        await fake.sleep(DROP_OUTAGE_S)
-        await fake.reconnect(DROPPER)
-        await fake.sleep(DROP_PERIOD_S - DROP_OUTAGE_S)
+        await fake.sleep(DROP_PERIOD_S)
 
 
 async def _battery_drain(fake: FakeBluez, address: str) -> None:

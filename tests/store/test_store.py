@@ -15,6 +15,7 @@ import pytest
 
 import core.events
 from core.events import (
+    ActionEvent,
     DeviceEvent,
     DropoutEvent,
     Event,
@@ -68,8 +69,8 @@ def every_event() -> list[Event]:
         DropoutEvent(T + 5, ADDR, "link", 3.5, "end", T + 8.5, ("AA:BB:CC:DD:EE:02",)),
         RawEvent(T + 6, {"type": "probe", "t": T + 6, "results": [
             {"address": ADDR, "arrival_ms": 151.2, "offset_ms": 3.4, "snr_db": 21.0}]}),
-        RawEvent(T + 7, {"type": "action", "t": T + 7, "address": ADDR, "action": "resync",
-                         "result": "error", "detail": "br-connection-page-timeout"}),
+        ActionEvent(T + 7, ADDR, "resync", "error", "br-connection-page-timeout",
+                    "the speaker did not answer: is it on and in range?", 5.2),
     ]  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from textual.pilot import Pilot
 from core.sim.demo import DemoFleet
 from core.sim.scenario import seed_history
 from tests.conftest import require_binary
-from tests.tui.helpers import FIXED_CLOCK, fleet_loaded, no_blink, until
+from tests.tui.helpers import FIXED_CLOCK, fleet_loaded, no_blink, screen_text, until
 from tui.app import BtmonApp, make_app
 
 pytestmark = pytest.mark.dbus
@@ -123,3 +123,26 @@ def test_bluez_gone(
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=stop_bluez)
+
+
+def test_action_in_progress(
+    snap_compare: SnapCompare, stable_terminal: None, request: pytest.FixtureRequest
+) -> None:
+    """`r` on 'Bar': its verdict cell shows the resync's step, and esc (cancel) joins the footer.
+
+    A fleet of its own: at this speed the demo's Disconnect takes minutes, so the step stays."""
+    require_binary("dbus-daemon", "dbus-daemon")
+    fleet = DemoFleet(speed=FROZEN_SPEED)
+    address = fleet.start()
+    request.addfinalizer(fleet.stop)
+    app = make_app(
+        address, bus_label=DEMO_LABEL, clock=FIXED_CLOCK, history=seed_history(FIXED_CLOCK())
+    )
+
+    async def resync_bar(pilot: Pilot[object]) -> None:
+        await loaded(pilot)
+        await pilot.press("down", "down", "down", "r")
+        await until(pilot, lambda: "⟳ disconnecting…" in screen_text(app), what="the step")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=resync_bar)

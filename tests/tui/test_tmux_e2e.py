@@ -27,6 +27,8 @@ pytestmark = [pytest.mark.tmux, pytest.mark.dbus]
 START_TIMEOUT_S = 20.0
 #: Seconds for a key press to show on screen.
 KEY_TIMEOUT_S = 5.0
+#: Seconds for the demo's resync of 'Bar' to end (about 3 s at the demo's speed).
+ACTION_TIMEOUT_S = 20.0
 #: An isolated tmux: no user config, no escape delay (so esc is esc at once), and the pane's
 #: last screen kept after the app exits (to look for a traceback).
 TMUX_CONF = "set -sg escape-time 0\nset -g remain-on-exit on\nset -g history-limit 0\n"
@@ -238,6 +240,28 @@ def test_demo_help_detail_and_clean_quit(demo: Demo) -> None:
     tmux.keys("q")
     status = demo.exit_status()
     assert status == 0, f"btmon-tui exited with {status}:\n{tmux.screen()}"
+    assert "Traceback" not in tmux.screen()
+    demo.assert_all_gone()
+
+
+def bar_row(screen: str) -> str:
+    return next((line for line in screen.splitlines() if " Bar " in line), "")
+
+
+def test_r_resyncs_bar_with_its_progress_on_screen(demo: Demo) -> None:
+    """The ghost-connected 'Bar': r shows the resync's steps in its row, then 'streaming'."""
+    tmux = demo.tmux
+    screen = demo.start(100, 30)
+    assert "connected-idle" in bar_row(screen)
+
+    tmux.keys("Down", "Down", "Down", "r")  # fourth row: Bar
+    tmux.wait(lambda s: "⟳" in bar_row(s), "the step in Bar's row", KEY_TIMEOUT_S)
+    screen = tmux.wait(lambda s: " streaming " in bar_row(s), "Bar streaming", ACTION_TIMEOUT_S)
+    assert "4 of 6 connected speakers streaming" in screen
+    tmux.wait(lambda s: "Bar: resync ok — streaming again" in s, "the log line", KEY_TIMEOUT_S)
+
+    tmux.keys("q")
+    assert demo.exit_status() == 0
     assert "Traceback" not in tmux.screen()
     demo.assert_all_gone()
 

@@ -17,6 +17,15 @@ from tui.style import VERDICT_STYLE
 KEYS = (
     ("↑ ↓  PgUp PgDn", "select a speaker"),
     ("enter", "details of the selected speaker (esc to go back)"),
+    ("r", "resync the selected speaker: disconnect, reconnect, wait for its audio"),
+    (
+        "R",
+        "resync every speaker connected without audio while others stream (lists them "
+        "first; two at a time)",
+    ),
+    ("c", "connect the selected speaker"),
+    ("d", "disconnect the selected speaker (asks first)"),
+    ("esc", "cancel the selected speaker's running action"),
     ("l", "show or hide the event log"),
     ("a", "show every paired device, or only speakers"),
     ("?", "this help"),

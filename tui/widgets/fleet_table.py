@@ -19,10 +19,15 @@ LOW_BATTERY = 20
 
 #: Seconds before an expected dropout from which its countdown turns red.
 DUE_SOON_S = 60
+#: A running action's step replaces the verdict: '⟳ reconnecting 2/3…'.
+STEP_SYMBOL = "⟳"
+STEP_STYLE = "bold cyan"
+#: The verdict column's width: verdicts and steps ('⟳ waiting for audio…') fit in it.
+STEP_WIDTH = 20
 
 
 def _cell_values(
-    speaker: Speaker, summary: DropoutSummary | None, now: float
+    speaker: Speaker, summary: DropoutSummary | None, now: float, step: str = ""
 ) -> dict[str, Text | str]:
     transport = speaker.transport
     battery: Text | str = "-"
@@ -52,7 +57,18 @@ def _cell_values(
             k: v if k == "verdict" else Text(str(v), style="bright_black")
             for k, v in values.items()
         }
+    if step:
+        values["verdict"] = Text(step_label(step), style=STEP_STYLE)
     return values
+
+
+def step_label(step: str, width: int = STEP_WIDTH) -> str:
+    """'⟳ reconnecting 2/3…' in the verdict column's width: a step too long for it keeps its
+    first clause ('disconnected; settling…' -> '⟳ disconnected…'), else is cut with '…'."""
+    label = f"{STEP_SYMBOL} {step}"
+    if len(label) > width and "; " in label:
+        label = label.split("; ", 1)[0].rstrip("…") + "…"
+    return label if len(label) <= width else label[: width - 1].rstrip(" ;,") + "…"
 
 
 COLUMNS_WIDE = (
@@ -73,12 +89,13 @@ COLUMNS_NARROW = tuple(c for c in COLUMNS_MEDIUM if c[0] not in ("delay", "timel
 COLUMNS_MINIMAL = tuple(
     c for c in COLUMNS_NARROW if c[0] in ("verdict", "name", "codec", "dropouts")
 )
-#: Columns whose content grows later (countdowns) get a fixed width so the table stays put.
-FIXED_WIDTHS = {"verdict": 16, "dropouts": 15, "timeline": 12}
+#: Columns whose content grows later (countdowns, an action's step such as
+#: '⟳ waiting for audio…') get a fixed width so the table stays put.
+FIXED_WIDTHS = {"verdict": STEP_WIDTH, "dropouts": 15, "timeline": 12}
 #: Table widths from which each column set fits (measured with the demo fleet's names).
-WIDE = 130
-MEDIUM = 95
-NARROW = 73
+WIDE = 134
+MEDIUM = 99
+NARROW = 77
 
 
 def columns_for(width: int) -> tuple[tuple[str, str], ...]:
@@ -91,7 +108,10 @@ def columns_for(width: int) -> tuple[tuple[str, str], ...]:
 
 
 class FleetTable(DataTable[Text | str]):
-    """The fleet; posts SpeakerSelected when the cursor moves to another speaker."""
+    """The fleet; posts SpeakerSelected when the cursor moves to another speaker.
+
+    A speaker with a running action shows its step instead of its verdict (`show_step`).
+    """
 
     BINDINGS = [Binding("enter", "open", "Details", show=True)]
 
@@ -110,6 +130,8 @@ class FleetTable(DataTable[Text | str]):
         self._order: list[str] = []
         self._columns: tuple[tuple[str, str], ...] = ()
         self._snapshot: FleetSnapshot | None = None
+        #: address -> the step of its running action, shown in place of the verdict.
+        self._steps: dict[str, str] = {}
 
     @property
     def selected_path(self) -> str | None:
@@ -126,12 +148,33 @@ class FleetTable(DataTable[Text | str]):
             self._rebuild(snapshot, columns)
             return
         for speaker in snapshot.speakers:
-            new = _cell_values(speaker, snapshot.dropouts.get(speaker.address), snapshot.t)
-            old = self._cells.get(speaker.path, {})
-            for key, _label in self._columns:
-                if new[key] != old.get(key):
-                    self.update_cell(speaker.path, key, new[key])
-            self._cells[speaker.path] = new
+            self._update_row(speaker, snapshot)
+
+    def show_step(self, address: str, step: str) -> None:
+        """Show `step` in place of the speaker's verdict now ('' brings the verdict back),
+        without waiting for the next snapshot: a key press must show at once."""
+        if step:
+            self._steps[address] = step
+        else:
+            self._steps.pop(address, None)
+        snapshot = self._snapshot
+        if snapshot is None or self._columns != columns_for(self.size.width):
+            return
+        for speaker in snapshot.speakers:
+            if speaker.address == address and speaker.path in self._cells:
+                self._update_row(speaker, snapshot)
+
+    def _values(self, speaker: Speaker, snapshot: FleetSnapshot) -> dict[str, Text | str]:
+        summary = snapshot.dropouts.get(speaker.address)
+        return _cell_values(speaker, summary, snapshot.t, self._steps.get(speaker.address, ""))
+
+    def _update_row(self, speaker: Speaker, snapshot: FleetSnapshot) -> None:
+        new = self._values(speaker, snapshot)
+        old = self._cells.get(speaker.path, {})
+        for key, _label in self._columns:
+            if new[key] != old.get(key):
+                self.update_cell(speaker.path, key, new[key])
+        self._cells[speaker.path] = new
 
     def _rebuild(self, snapshot: FleetSnapshot, columns: tuple[tuple[str, str], ...]) -> None:
         selected = self.selected_path
@@ -142,7 +185,7 @@ class FleetTable(DataTable[Text | str]):
             self._columns = columns
         self._cells = {}
         for speaker in snapshot.speakers:
-            values = _cell_values(speaker, snapshot.dropouts.get(speaker.address), snapshot.t)
+            values = self._values(speaker, snapshot)
             self.add_row(*(values[key] for key, _ in columns), key=speaker.path)
             self._cells[speaker.path] = values
         self._order = [s.path for s in snapshot.speakers]

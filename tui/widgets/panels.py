@@ -38,6 +38,12 @@ class FleetLine(Static):
         ok = counts.connected > 0 and counts.streaming == counts.connected
         text = Text(" ")
         text.append(counts.line(), style="bold green" if ok else "bold yellow")
+        if snapshot.expected_silent:  # config: these must play (first, as the line may be cut)
+            named = {s.address: s.name for s in snapshot.speakers}
+            text.append("  ·  expected but silent: ", style="")
+            text.append(
+                ", ".join(named.get(a, a) for a in snapshot.expected_silent), style="bold red"
+            )
         illusions = [
             s
             for s in snapshot.speakers
@@ -87,6 +93,8 @@ def speaker_details(speaker: Speaker, now: float) -> Table:
     grid.add_row("Verdict", verdict)
     grid.add_row("", Text(VERDICT_MEANING[speaker.verdict], style="italic"))
     grid.add_row("Adapter", speaker.adapter)
+    if speaker.group:
+        grid.add_row("Group", speaker.group)
     grid.add_row(
         "Paired / linked",
         f"{'yes' if speaker.paired else 'no'} / {'yes' if speaker.connected else 'no'}",
@@ -102,6 +110,9 @@ def speaker_details(speaker: Speaker, now: float) -> Table:
     grid.add_row(
         "Battery", f"{speaker.battery}%" if speaker.battery is not None else "not reported"
     )
+    if speaker.ble_seen is not None:  # --ble heard it advertise
+        heard = f"{speaker.rssi} dBm, advertising" if speaker.rssi is not None else "silent"
+        grid.add_row("BLE", f"{heard} (last seen {clock_time(speaker.ble_seen)})")
     grid.add_row(
         "Last change seen",
         f"{clock_time(speaker.changed_t)} ({age(now - speaker.changed_t)} ago)",
@@ -159,6 +170,19 @@ class DetailPanel(Static):
         )
 
 
+def _log_style(data: dict[str, object]) -> str:
+    """Red for what went wrong (dropouts, lost links, failed actions), green for an action that
+    worked, yellow for one the operator cancelled."""
+    kind = data.get("type")
+    if kind == "action":
+        if data.get("result") == "ok":
+            return "green"
+        return "yellow" if data.get("detail") == "cancelled" else "bold red"
+    if kind == "dropout" or (kind == "device" and not data.get("connected")):
+        return "bold red"
+    return ""
+
+
 class EventLog(RichLog):
     """Human lines for every event worth reading, newest at the bottom."""
 
@@ -174,13 +198,7 @@ class EventLog(RichLog):
                 continue
             line = describe_event(data, self.names)
             if line:
-                style = (
-                    "bold red"
-                    if data.get("type") in ("dropout",)
-                    or (data.get("type") == "device" and not data.get("connected"))
-                    else ""
-                )
-                self.write(Text(f"{clock_time(event.t)} {line}", style=style))
+                self.write(Text(f"{clock_time(event.t)} {line}", style=_log_style(data)))
 
     def warn(self, text: str, now: float) -> None:
         self.write(Text(f"{clock_time(now)} warning: {text}", style="yellow"))
