@@ -68,15 +68,7 @@ class PrivateBus:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            for stream in (self.proc.stdout, self.proc.stderr):
-                if stream is not None:
-                    stream.close()
+            stop_process(self.proc)
             self.proc = None
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -92,6 +84,19 @@ class PrivateBus:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def stop_process(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL after 5 s; close its pipes."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def die_with_parent() -> None:

@@ -7,7 +7,13 @@ import subprocess
 import sys
 from types import TracebackType
 
-from core.sim.daemon import DemoUnavailable, PrivateBus, child_env, die_with_parent
+from core.sim.daemon import (
+    DemoUnavailable,
+    PrivateBus,
+    child_env,
+    die_with_parent,
+    stop_process,
+)
 
 
 class DemoFleet:
@@ -67,15 +73,7 @@ class DemoFleet:
     def stop_service(self) -> None:
         """Stop the fake bluetoothd (like `systemctl stop bluetooth`), keeping the bus."""
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            for stream in (self.proc.stdout, self.proc.stderr):
-                if stream is not None:
-                    stream.close()
+            stop_process(self.proc)
             self.proc = None
 
     def stop(self) -> None:
