@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from tui.app import BtmonApp
 
 EPILOG = """\
-keys in the TUI: ↑/↓ select · enter details · l event log · a all devices · ? help · q quit
+keys in the TUI: ↑/↓ select · enter details · r resync · R resync all silent · c connect
+  d disconnect · esc cancel an action · l event log · a all devices · ? help · q quit
 
 examples:
   btmon-tui                      watch the speakers on this host (BlueZ on the system bus)
@@ -35,6 +36,8 @@ examples:
   btmon-tui watch --json         JSON Lines: a snapshot, then one line per change
   btmon-tui watch --json --demo --duration 10
   btmon-tui resync F4:4E:FD:10:22:04 --demo   reconnect the demo's ghost-connected speaker
+  btmon-tui report --db ~/.local/state/btmon-tui/events.sqlite3   dropouts and their periods
+  btmon-tui --replay events.sqlite3 --speed 20                     replay a recorded session
 """
 
 #: Actions on one speaker: name -> (help line, description).
