@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable, Mapping
 
@@ -32,6 +33,8 @@ from tui.widgets.panels import DetailPanel, EventLog, FleetLine, StatusBar
 #: Render rate: the screen is repainted from a snapshot at most this often (DESIGN §2);
 #: 10 Hz keeps change -> screen latency well under 250 ms while bursts coalesce.
 RENDER_INTERVAL_S = 0.1
+#: gc thresholds while the app runs (CPython's default is 700, 10, 10); measured in bench/.
+GC_THRESHOLDS = (2000, 10, 100)
 #: A predicted dropout is announced this many seconds ahead.
 DUE_WARNING_S = 30
 #: Below this size the layout cannot show a usable table; we say so instead.
@@ -111,6 +114,11 @@ class BtmonApp(App[int]):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
+        # Full collections of Textual's many short-lived objects stalled the loop for
+        # 100-280 ms under load (bench/RESULTS.md problem 1): freeze what start-up built and
+        # collect the young generation less often.
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         self.run_feed()
         self.set_interval(RENDER_INTERVAL_S, self.pull)
         self.query_one(FleetTable).focus()

@@ -173,7 +173,8 @@ class FleetTable(DataTable[Text | str]):
         old = self._cells.get(speaker.path, {})
         for key, _label in self._columns:
             if new[key] != old.get(key):
-                self.update_cell(speaker.path, key, new[key])
+                # A longer name (a new alias) widens its column instead of being cut.
+                self.update_cell(speaker.path, key, new[key], update_width=key == "name")
         self._cells[speaker.path] = new
 
     def _rebuild(self, snapshot: FleetSnapshot, columns: tuple[tuple[str, str], ...]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from rich.console import Group
 from rich.table import Table
@@ -33,6 +33,8 @@ from tui.style import SOURCE_STYLE, VERDICT_STYLE
 class FleetLine(Static):
     """'3 of 6 connected speakers streaming' plus the speakers that are only pretending."""
 
+    _shown: Text | None = None
+
     def show(self, snapshot: FleetSnapshot) -> None:
         counts = snapshot.counts
         ok = counts.connected > 0 and counts.streaming == counts.connected
@@ -47,7 +49,8 @@ class FleetLine(Static):
         illusions = [
             s
             for s in snapshot.speakers
-            if s.verdict in (Verdict.CONNECTED_IDLE, Verdict.NO_A2DP, Verdict.STALLED)
+            if s.is_speaker
+            and s.verdict in (Verdict.CONNECTED_IDLE, Verdict.NO_A2DP, Verdict.STALLED)
         ]
         if illusions:
             names = ", ".join(s.name for s in illusions[:3]) + ("…" if len(illusions) > 3 else "")
@@ -55,11 +58,15 @@ class FleetLine(Static):
             text.append(names, style="bold yellow")
         if snapshot.source.state != SourceState.CONNECTED:
             text = Text(" fleet state unknown — see the status bar", style="bold yellow")
-        self.update(text)
+        if text != self._shown:  # one line, fixed height: no relayout needed
+            self._shown = text
+            self.update(text, layout=False)
 
 
 class StatusBar(Static):
     """What the BlueZ source is doing, and what to do when it is not working."""
+
+    _shown: Text | None = None
 
     def show(self, status: SourceStatus, warnings: int, log_problem: str = "") -> None:
         text = Text(" ")
@@ -80,7 +87,9 @@ class StatusBar(Static):
             log_line.append("LOG ", style="reverse bold red")
             log_line.append(f" {log_problem}\n")
             text = log_line + text
-        self.update(text)
+        if text != self._shown:  # its height follows the text, so this one relayouts
+            self._shown = text
+            self.update(text)
 
 
 def speaker_details(speaker: Speaker, now: float) -> Table:
@@ -138,6 +147,8 @@ def dropout_details(summary: DropoutSummary | None, now: float) -> Group:
 class DetailPanel(Static):
     """The selected speaker and its recent events (side panel on wide terminals)."""
 
+    _shown_key: tuple[object, ...] | None = None
+
     def show(
         self,
         speaker: Speaker | None,
@@ -146,27 +157,40 @@ class DetailPanel(Static):
         dropouts: DropoutSummary | None = None,
     ) -> None:
         if speaker is None:
-            self.update(Text("No speaker selected", style="italic"))
+            self.update(Text("No speaker selected", style="italic"), layout=False)
             return
-        lines = [
-            describe_event(e.to_json(), {speaker.address: speaker.name})
-            for e in events
-            if e.to_json().get("address") == speaker.address
-        ]
-        recent = [line for line in lines if line][-8:]
+        recent: list[str] = []
+        last_event = None
+        for event in reversed(events if isinstance(events, Sequence) else list(events)):
+            data = event.to_json()
+            if data.get("address") != speaker.address:
+                continue
+            last_event = last_event or event
+            line = describe_event(data, {speaker.address: speaker.name})
+            if line:
+                recent.append(line)
+                if len(recent) == 8:
+                    break
+        recent.reverse()
+        # Redraw only when something shown changed ("Ns ago" moves once a second).
+        key = (speaker, dropouts, id(last_event), int(now))
+        if key == self._shown_key:
+            return
+        self._shown_key = key
         history = Text(
             "\n".join(recent) if recent else "none since btmon-tui started",
             style="" if recent else "italic",
         )
-        self.update(
-            Group(
+        self.update(  # its size is set by CSS: no relayout needed
+            layout=False,
+            content=Group(
                 speaker_details(speaker, now),
                 Text(""),
                 dropout_details(dropouts, now),
                 Text(""),
                 Text("Recent events", style="bold underline"),
                 history,
-            )
+            ),
         )
 
 
