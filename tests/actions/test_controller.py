@@ -185,6 +185,21 @@ async def test_disconnect_is_local_and_not_a_dropout(rig) -> None:
     assert (again["result"], again["detail"]) == ("ok", "not-connected")
 
 
+async def test_disconnect_racing_a_link_loss_is_done(rig) -> None:
+    """The speaker drops by itself just as we ask: BlueZ answers NotConnected, which is done."""
+    r = await rig()
+    assert r.speaker(PLAYER).connected
+    # BlueZ already knows the link is gone; its signals reach us a moment later.
+    r.fake.devices[PLAYER].connected = False
+    asyncio.get_running_loop().call_later(
+        0.2, lambda: (setattr(r.fake.devices[PLAYER], "connected", True), r.fake.drop_link(PLAYER))
+    )
+    result = await r.act("disconnect", PLAYER)
+    assert (result["result"], result["message"]) == ("ok", "disconnected"), result
+    assert ("Disconnect", "org.bluez.Error.NotConnected") in r.calls(PLAYER)
+    assert not r.speaker(PLAYER).connected
+
+
 async def test_unknown_address_is_an_error_event(rig) -> None:
     r = await rig()
     result = await r.act("resync", UNKNOWN)
