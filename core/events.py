@@ -172,6 +172,24 @@ class RawEvent(Event):
         return dict(self.payload)
 
 
+def event_address(event: Event) -> str | None:
+    """The speaker an event is about, without building its JSON (hot path of the UI)."""
+    if isinstance(event, SpeakerEvent):
+        return event.speaker.address
+    if isinstance(event, RawEvent):
+        address = event.payload.get("address")
+        return address if isinstance(address, str) else None
+    address = getattr(event, "address", None)
+    return address if isinstance(address, str) else None
+
+
+def event_type(event: Event) -> str:
+    """The §4.2 `type` of an event (a RawEvent carries it in its payload)."""
+    if isinstance(event, RawEvent):
+        return str(event.payload.get("type", ""))
+    return event.type
+
+
 class EventDecodeError(ValueError):
     """A JSON Lines record that is not an event."""
 

@@ -165,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help="predict the next dropout after Unix time T (default: the end of the recording)",
     )
+    snoop = sub.add_parser(
+        "snoop",
+        help="A2DP truth per device from a btsnoop capture (btmon -w, Android, tshark)",
+        description="Read a btsnoop file and count each device's A2DP media packets, codec and "
+        "Starts; flags a device that is connected but starved. Exit 0, 2 on bad input.",
+    )
+    snoop.add_argument("file", metavar="FILE", help="the btsnoop capture")
+    snoop.add_argument("--json", action="store_true", help="JSON per DESIGN §4.5")
     for action, (summary, description) in ACTION_HELP.items():
         act = sub.add_parser(action, help=summary, description=description)
         act.add_argument("address", metavar="ADDRESS", help="the speaker: AA:BB:CC:DD:EE:FF")
@@ -205,6 +213,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return fail("--speed must be greater than 0")
     if args.command == "report":
         return _run_report(args)
+    if args.command == "snoop":
+        return _run_snoop(args)
     if args.command is None and args.replay:
         return _run_replay(args)
     if args.command == "watch":
@@ -370,6 +380,22 @@ def _run_report(args: argparse.Namespace) -> int:
         print(json.dumps(result))
         return 0
     print(report_table(result))
+    return 0
+
+
+def _run_snoop(args: argparse.Namespace) -> int:
+    import json
+
+    from core.hci.a2dp import analyze, snoop_table
+    from core.hci.btsnoop import BtsnoopError
+
+    try:
+        result = analyze(Path(args.file))
+    except BtsnoopError as exc:
+        return fail(str(exc))
+    for warning in result["warnings"]:
+        print(f"btmon-tui: warning: {warning}", file=sys.stderr)
+    print(json.dumps(result) if args.json else snoop_table(result))
     return 0
 
 

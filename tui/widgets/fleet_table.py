@@ -127,6 +127,8 @@ class FleetTable(DataTable[Text | str]):
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
         #: What each row's cells show now, to touch only the cells that change.
         self._cells: dict[str, dict[str, Text | str]] = {}
+        #: The inputs each row was last drawn from (skip rows whose inputs did not change).
+        self._row_keys: dict[str, tuple[object, ...]] = {}
         self._order: list[str] = []
         self._columns: tuple[tuple[str, str], ...] = ()
         self._snapshot: FleetSnapshot | None = None
@@ -169,6 +171,17 @@ class FleetTable(DataTable[Text | str]):
         return _cell_values(speaker, summary, snapshot.t, self._steps.get(speaker.address, ""))
 
     def _update_row(self, speaker: Speaker, snapshot: FleetSnapshot) -> None:
+        summary = snapshot.dropouts.get(speaker.address)
+        # What a row's cells depend on; the clock only matters while a countdown runs.
+        key = (
+            speaker,
+            summary,
+            self._steps.get(speaker.address, ""),
+            int(snapshot.t) if summary is not None else 0,
+        )
+        if self._row_keys.get(speaker.path) == key and speaker.path in self._cells:
+            return
+        self._row_keys[speaker.path] = key
         new = self._values(speaker, snapshot)
         old = self._cells.get(speaker.path, {})
         for key, _label in self._columns:
@@ -185,6 +198,7 @@ class FleetTable(DataTable[Text | str]):
                 self.add_column(label, key=key, width=FIXED_WIDTHS.get(key))
             self._columns = columns
         self._cells = {}
+        self._row_keys = {}
         for speaker in snapshot.speakers:
             values = self._values(speaker, snapshot)
             self.add_row(*(values[key] for key, _ in columns), key=speaker.path)

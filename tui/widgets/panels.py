@@ -17,7 +17,7 @@ from core.describe import (
     period_sentence,
     timeline,
 )
-from core.events import Event
+from core.events import Event, SpeakerEvent, event_address, event_type
 from core.model import (
     VERDICT_MEANING,
     DropoutSummary,
@@ -162,9 +162,10 @@ class DetailPanel(Static):
         recent: list[str] = []
         last_event = None
         for event in reversed(events if isinstance(events, Sequence) else list(events)):
-            data = event.to_json()
-            if data.get("address") != speaker.address:
+            # Cheap filters first: speaker rows make no line, other speakers' events no match.
+            if event_type(event) == "speaker" or event_address(event) != speaker.address:
                 continue
+            data = event.to_json()
             last_event = last_event or event
             line = describe_event(data, {speaker.address: speaker.name})
             if line:
@@ -216,6 +217,9 @@ class EventLog(RichLog):
 
     def add(self, events: Iterable[Event]) -> None:
         for event in events:
+            if isinstance(event, SpeakerEvent):  # the bulk under load: no line, just the name
+                self.names[event.speaker.address] = event.speaker.name
+                continue
             data = event.to_json()
             if data.get("type") == "speaker":
                 self.names[data["address"]] = data["name"]
