@@ -59,7 +59,6 @@ from bench.common import (
     child_env,
     fmt,
     log,
-    patch_dbus_next_eagain,
     read_line,
     rss_mb,
     stop_process,
@@ -67,6 +66,7 @@ from bench.common import (
     verdict,
 )
 from bench.peer_app import MARKER_GAP_S, MARKER_SPEAKERS, TAG_MOD, make_tag, speaker_name
+from core.sim.dbus_compat import patch_dbus_next_eagain
 
 SIZE = (120, 40)
 #: A terminal wide enough for the table's widest column set (Vol and Changed shown), where

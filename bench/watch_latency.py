@@ -36,12 +36,12 @@ from bench.common import (
     child_env,
     fmt,
     log,
-    patch_dbus_next_eagain,
     read_line,
     stop_process,
     summary_ms,
     verdict,
 )
+from core.sim.dbus_compat import patch_dbus_next_eagain
 
 CHANGES = 200
 WARMUP = 10

@@ -16,6 +16,8 @@ from xml.sax.saxutils import quoteattr
 from dbus_next import Message, MessageType, Variant
 from dbus_next.aio import MessageBus
 
+from core.sim.dbus_compat import patch_dbus_next_eagain
+
 OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
@@ -40,6 +42,7 @@ class ObjectTree:
     """Objects, properties, methods and signals of one service, served on one connection."""
 
     def __init__(self, bus: MessageBus, manager_path: str = "/") -> None:
+        patch_dbus_next_eagain()  # a fleet's InterfacesAdded burst must not kill the service
         self.bus = bus
         self.manager_path = manager_path
         self.objects: dict[str, dict[str, Props]] = {}
