@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from core.ble import BleScan, PresenceTable
 from core.bluez.client import BluezMirror
 from core.dropout import DropoutDetector
-from core.events import DropoutEvent, Event
+from core.events import DropoutEvent, Event, SpeakerEvent
 from core.fleet import FleetState
 from core.model import DropoutSummary, FleetSnapshot, Speaker
 
@@ -158,7 +158,7 @@ class Monitor:
         addresses |= {
             a
             for e in events
-            if e.type == "speaker" and (a := e.to_json()["address"]) in self.detector.speakers
+            if isinstance(e, SpeakerEvent) and (a := e.speaker.address) in self.detector.speakers
         }
         out: list[Event] = []
         for address in sorted(addresses):
