@@ -24,6 +24,18 @@ from core.sim.objtree import ObjectTree
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+#: The demo fleet's verdicts at start, by address (DESIGN §7), written out as known truth.
+DEMO_VERDICTS: dict[str, str] = {
+    "00:1A:7D:DA:71:01": "streaming",
+    "00:1A:7D:DA:71:02": "streaming",
+    "00:1A:7D:DA:71:03": "streaming",
+    "F4:4E:FD:10:22:04": "connected-idle",
+    "F4:4E:FD:10:22:05": "no-a2dp",
+    "F4:4E:FD:10:22:06": "disconnected",
+    "F4:4E:FD:10:22:07": "pending",
+    "5C:F3:70:99:00:08": "unknown",
+}
+
 
 def require_binary(name: str, package: str) -> str:
     """Path of `name`; skip (locally) or fail (under CI=true) when it is missing."""

@@ -14,31 +14,8 @@ from core.events import decode_line
 from core.sim.daemon import child_env
 from core.sim.scenario import DROP_OUTAGE_S, DROPPER, FIRST_DROP_S
 from tests.cli.conftest import Result, run_cli
-from tests.conftest import require_binary
-
-SPEAKER_KEYS = {
-    "address",
-    "name",
-    "adapter",
-    "paired",
-    "connected",
-    "verdict",
-    "transport",
-    "battery",
-    "media_pps",
-    "last_dropout",
-    "period_s",
-}
-DEMO_VERDICTS = {
-    "00:1A:7D:DA:71:01": "streaming",
-    "00:1A:7D:DA:71:02": "streaming",
-    "00:1A:7D:DA:71:03": "streaming",
-    "F4:4E:FD:10:22:04": "connected-idle",
-    "F4:4E:FD:10:22:05": "no-a2dp",
-    "F4:4E:FD:10:22:06": "disconnected",
-    "F4:4E:FD:10:22:07": "pending",
-    "5C:F3:70:99:00:08": "unknown",
-}
+from tests.conftest import DEMO_VERDICTS, require_binary
+from tests.unit.builders import SPEAKER_KEYS
 
 
 def assert_json_lines(result: Result) -> list[dict]:

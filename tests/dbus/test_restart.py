@@ -9,23 +9,12 @@ from core.model import SourceState
 from core.sim.demo import DemoFleet
 from core.sim.fake_bluez import FakeBluez, SimDevice
 from core.sim.scenario import DROPPER
-from tests.conftest import require_binary, wait_for
+from tests.conftest import DEMO_VERDICTS, require_binary, wait_for
 
 A = "00:1A:7D:DA:71:01"
 B = "00:1A:7D:DA:71:02"
 C = "00:1A:7D:DA:71:03"
 D = "00:1A:7D:DA:71:04"
-
-DEMO_VERDICTS = {
-    "00:1A:7D:DA:71:01": "streaming",
-    "00:1A:7D:DA:71:02": "streaming",
-    "00:1A:7D:DA:71:03": "streaming",
-    "F4:4E:FD:10:22:04": "connected-idle",
-    "F4:4E:FD:10:22:05": "no-a2dp",
-    "F4:4E:FD:10:22:06": "disconnected",
-    "F4:4E:FD:10:22:07": "pending",
-    "5C:F3:70:99:00:08": "unknown",
-}
 
 
 def before_restart(fake: FakeBluez) -> None:

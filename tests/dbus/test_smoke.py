@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 from core.sim.scenario import build_default
-from tests.conftest import wait_for
+from tests.conftest import DEMO_VERDICTS, wait_for
 
 
 async def test_default_fleet_verdicts(bluez_service, start_mirror) -> None:
     fake = await bluez_service.start(build_default)
     run = await start_mirror(bluez_service.address)
-    assert run.verdicts() == {
-        "00:1A:7D:DA:71:01": "streaming",
-        "00:1A:7D:DA:71:02": "streaming",
-        "00:1A:7D:DA:71:03": "streaming",
-        "F4:4E:FD:10:22:04": "connected-idle",
-        "F4:4E:FD:10:22:05": "no-a2dp",
-        "F4:4E:FD:10:22:06": "disconnected",
-        "F4:4E:FD:10:22:07": "pending",
-        "5C:F3:70:99:00:08": "unknown",
-    }
+    assert run.verdicts() == DEMO_VERDICTS
     assert run.mirror.snapshot().counts.line() == "3 of 6 connected speakers streaming"
     fake.drop_link("00:1A:7D:DA:71:03")
     await wait_for(lambda: run.verdicts()["00:1A:7D:DA:71:03"] == "disconnected")

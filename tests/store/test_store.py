@@ -25,7 +25,7 @@ from core.events import (
     SpeakerEvent,
     TransportEvent,
 )
-from core.model import FleetCounts, Speaker, Transport, Verdict
+from core.model import FleetCounts
 from core.store import (
     COMMIT_BATCH,
     COMMIT_INTERVAL_S,
@@ -35,27 +35,13 @@ from core.store import (
     StoreError,
     default_db_path,
 )
+from tests.unit.builders import sample_speaker
 
 T = 1_700_000_000.0
 ADDR = "AA:BB:CC:DD:EE:01"
 DAY = 86_400.0
 
-SPEAKER = Speaker(
-    path="/org/bluez/hci0/dev_AA_BB_CC_DD_EE_01",
-    address=ADDR,
-    name="Küche",
-    adapter="hci0",
-    paired=True,
-    connected=True,
-    is_speaker=True,
-    verdict=Verdict.STREAMING,
-    transport=Transport("/t/fd0", "active", "aptX LL", 38.5, 100),
-    battery=55,
-    media_pps=312.5,
-    last_dropout=T - 282.0,
-    period_s=282.1,
-    changed_t=T - 1,
-)
+SPEAKER = sample_speaker(T, ADDR)
 
 
 def every_event() -> list[Event]:

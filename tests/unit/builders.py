@@ -9,7 +9,7 @@ from typing import Any
 
 from core.bluez.cache import TypedValue
 from core.bluez.defs import A2DP_SINK_UUID, A2DP_SOURCE_UUID, ADAPTER, BATTERY, DEVICE, TRANSPORT
-from core.model import DeviceFacts, SourceState, SourceStatus, Transport
+from core.model import DeviceFacts, SourceState, SourceStatus, Speaker, Transport, Verdict
 
 HCI0 = "/org/bluez/hci0"
 HCI1 = "/org/bluez/hci1"
@@ -135,3 +135,41 @@ def transport_obj(
     if delay is not None:
         props["Delay"] = ("q", delay)
     return {TRANSPORT: props}
+
+
+#: DESIGN §4.2 Speaker = {...}: exactly these keys.
+SPEAKER_KEYS = frozenset(
+    {
+        "address",
+        "name",
+        "adapter",
+        "paired",
+        "connected",
+        "verdict",
+        "transport",
+        "battery",
+        "media_pps",
+        "last_dropout",
+        "period_s",
+    }
+)
+
+
+def sample_speaker(t: float, address: str = "AA:BB:CC:DD:EE:01") -> Speaker:
+    """A streaming speaker with every optional field filled (non-ASCII name included)."""
+    return Speaker(
+        path="/org/bluez/hci0/dev_" + address.replace(":", "_"),
+        address=address,
+        name="Küche",
+        adapter="hci0",
+        paired=True,
+        connected=True,
+        is_speaker=True,
+        verdict=Verdict.STREAMING,
+        transport=Transport("/t/fd0", "active", "aptX LL", 38.5, 100),
+        battery=55,
+        media_pps=312.5,
+        last_dropout=t - 282.0,
+        period_s=282.1,
+        changed_t=t - 1,
+    )

@@ -18,43 +18,14 @@ from core.events import (
     TransportEvent,
     decode_line,
 )
-from core.model import FleetCounts, Speaker, Transport, Verdict
+from core.model import FleetCounts, Speaker, Verdict
+from tests.unit.builders import SPEAKER_KEYS, sample_speaker
 
 T = 1_700_000_123.5
 ADDR = "AA:BB:CC:DD:EE:01"
 
-#: DESIGN §4.2 Speaker = {...}: exactly these keys.
-SPEAKER_KEYS = {
-    "address",
-    "name",
-    "adapter",
-    "paired",
-    "connected",
-    "verdict",
-    "transport",
-    "battery",
-    "media_pps",
-    "last_dropout",
-    "period_s",
-}
 
-
-BASE_SPEAKER = Speaker(
-    path="/org/bluez/hci0/dev_AA_BB_CC_DD_EE_01",
-    address=ADDR,
-    name="Küche",
-    adapter="hci0",
-    paired=True,
-    connected=True,
-    is_speaker=True,
-    verdict=Verdict.STREAMING,
-    transport=Transport("/t/fd0", "active", "aptX LL", 38.5, 100),
-    battery=55,
-    media_pps=312.5,
-    last_dropout=T - 282.0,
-    period_s=282.1,
-    changed_t=T - 1,
-)
+BASE_SPEAKER = sample_speaker(T, ADDR)
 
 
 def speaker(**changes: Any) -> Speaker:
