@@ -7,11 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := dbus tmux libportaudio2 pulseaudio pulseaudio-utils \
 	libasound2-plugins alsa-utils python3-venv python3-dev libdbus-1-dev libglib2.0-dev \
-	pkg-config build-essential librsvg2-bin
+	pkg-config build-essential librsvg2-bin tshark
 
 .PHONY: setup system-packages demo test check lint typecheck imports pytest screenshots bench lock clean
 
-setup: system-packages $(STAMP)
+setup: system-packages $(STAMP) btmon
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -33,6 +33,21 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q -r requirements.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# btmon (BlueZ's monitor, a reference for `snoop`): installing the bluez package would pull
+# systemd upgrades and a daemon, so only /usr/bin/btmon is unpacked from it into .tools/bin
+# (it links libglib2.0-0 and libudev1 only). A btmon already on PATH is used as it is.
+BTMON := .tools/bin/btmon
+.PHONY: btmon
+btmon: $(BTMON)
+
+$(BTMON):
+	@if command -v btmon >/dev/null; then mkdir -p $(@D) && ln -sf "$$(command -v btmon)" $@; exit 0; fi; \
+	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	tmp=$$(mktemp -d) && cd $$tmp && \
+	{ apt-get download bluez 2>/dev/null || { $$SUDO apt-get update -qq && apt-get download bluez; }; } && \
+	dpkg-deb -x bluez_*.deb unpacked && install -D -m 755 unpacked/usr/bin/btmon $(CURDIR)/$@ && \
+	cd / && rm -rf $$tmp && $(CURDIR)/$@ --version
 
 demo: setup
 	$(BIN)/btmon-tui --demo

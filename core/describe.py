@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from core.model import DropoutSummary, Verdict
+from core.model import DropoutSummary, Verdict, sync_word
 
 #: Verdict -> short label for the table, with a symbol so it reads without colour.
 VERDICT_LABEL: dict[Verdict, str] = {
@@ -90,7 +90,28 @@ def describe_event(event: dict[str, Any], names: dict[str, str] | None = None) -
         )
     if kind == "action":
         return describe_action(event, who)
+    if kind == "probe":
+        return describe_probe(event, names)
     return None
+
+
+def describe_probe(event: dict[str, Any], names: dict[str, str] | None = None) -> str:
+    """'probe: spread 12.4 ms (tight) — not heard: Foyer' for the log and the toast."""
+    names = names or {}
+    results = [r for r in event.get("results") or () if isinstance(r, dict)]
+    spread = event.get("spread_ms")
+    heard = [r for r in results if r.get("detected")]
+    text = f"probe: {len(heard)} of {len(results)} speakers heard"
+    if isinstance(spread, int | float):
+        text += f", spread {spread:.1f} ms ({sync_word(spread)})"
+    missing = [
+        names.get(str(r.get("address")), str(r.get("name") or r.get("address")))
+        for r in results
+        if not r.get("detected")
+    ]
+    if missing:
+        text += " — NOT HEARD: " + ", ".join(missing)
+    return text
 
 
 def describe_action(event: dict[str, Any], who: str) -> str:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from core.model import FleetCounts, Speaker
+from core.model import FleetCounts, Speaker, SpeakerProbe
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +160,44 @@ class ActionEvent(Event):
             "message": self.message,
             "duration_s": self.duration_s,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeEvent(Event):
+    """A microphone probe: per speaker its arrival, latency and offset (DESIGN §4.2)."""
+
+    type: ClassVar[str] = "probe"
+    results: tuple[SpeakerProbe, ...]
+    spread_ms: float | None = None
+    #: "microphone" or "simulated room" (the demo).
+    source: str = "microphone"
+    #: Warnings of the analysis (clipping, a silent recording…).
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "t": self.t,
+            "results": [r.to_json() for r in self.results],
+            "spread_ms": None if self.spread_ms is None else round(self.spread_ms, 3),
+            "source": self.source,
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProbeEvent:
+        results = data.get("results")
+        spread = data.get("spread_ms")
+        warnings = data.get("warnings")
+        return cls(
+            float(data.get("t", 0.0)),
+            tuple(SpeakerProbe.from_json(r) for r in results if isinstance(r, dict))
+            if isinstance(results, list)
+            else (),
+            float(spread) if isinstance(spread, int | float) else None,
+            str(data.get("source", "microphone")),
+            tuple(str(w) for w in warnings) if isinstance(warnings, list) else (),
+        )
 
 
 @dataclass(frozen=True, slots=True)

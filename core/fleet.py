@@ -6,7 +6,7 @@ Pure: every method takes `now` as data and returns the events it caused.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from core.events import DeviceEvent, Event, SnapshotEvent, SourceEvent, SpeakerEvent, TransportEvent
 from core.model import (
@@ -36,6 +36,19 @@ DISCONNECT_REASONS: dict[str, str] = {
 SILENT_VERDICTS = frozenset(
     {Verdict.CONNECTED_IDLE, Verdict.NO_A2DP, Verdict.DISCONNECTED, Verdict.STALLED}
 )
+
+#: A displayed media rate changes only when the new one differs by more than this share:
+#: packet counts jitter by a few per window, and every change is a logged speaker event.
+MEDIA_PPS_HYSTERESIS = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFacts:
+    """What an HCI source says about one address: packets/s, last media packet (Unix s)."""
+
+    pps: float
+    last_media_t: float | None
+
 
 #: How long a Connected -> false waits for its Device1.Disconnected reason when this BlueZ is
 #: known to send one (BlueZ emits the signal and the property change in either order).
@@ -76,6 +89,14 @@ class FleetState:
         self._awaiting_reason: dict[str, DeviceEvent] = {}
         #: True once BlueZ sent any Disconnected signal (5.83+); only then is a reason awaited.
         self.reasons_supported = False
+        #: Address -> media facts from the HCI source (absent: HCI knows nothing of it).
+        self.media: dict[str, MediaFacts] = {}
+        #: Address -> the media rate shown (changes only beyond MEDIA_PPS_HYSTERESIS).
+        self._shown_pps: dict[str, float] = {}
+        #: Path -> when its transport last became active (media gets 1 s from then to flow).
+        self._active_since: dict[str, float] = {}
+        #: Addresses the most recent probe did not hear although they should play.
+        self.probe_missed: frozenset[str] = frozenset()
 
     @property
     def source_available(self) -> bool:
@@ -151,6 +172,26 @@ class FleetState:
             events.append(SpeakerEvent(now, updated))
         return events
 
+    def set_media(self, media: Mapping[str, MediaFacts], now: float) -> list[Event]:
+        """The HCI source's media facts (all addresses it knows); re-judges every speaker,
+        since `stalled` depends on the time since the last media packet."""
+        self.media = dict(media)
+        for address in list(self._shown_pps):
+            if address not in media:
+                del self._shown_pps[address]
+        for address, facts in media.items():
+            shown = self._shown_pps.get(address)
+            if shown is None or _moved(shown, facts.pps):
+                self._shown_pps[address] = round(facts.pps, 1)
+        return self.reclassify(now)
+
+    def set_probe_missed(self, addresses: frozenset[str], now: float) -> list[Event]:
+        """The addresses the latest probe did not hear (DESIGN §3: `stalled`)."""
+        if addresses == self.probe_missed:
+            return []
+        self.probe_missed = addresses
+        return self.reclassify(now)
+
     def restore(self, speaker: Speaker) -> None:
         """Put a recorded speaker in place as it was (replay); no events, no re-judging."""
         self.speakers[speaker.path] = speaker
@@ -208,8 +249,34 @@ class FleetState:
         return SnapshotEvent(now, snap.counts, snap.speakers)
 
     # -- internals -----------------------------------------------------------------------
+    def _with_overlays(self, path: str, facts: DeviceFacts, now: float) -> DeviceFacts:
+        """Facts plus what HCI and the probes know about this address."""
+        transport = facts.transport
+        if transport is not None and transport.state in ("active", "broadcasting"):
+            self._active_since.setdefault(path, now)
+        else:
+            self._active_since.pop(path, None)
+        media = self.media.get(facts.address)
+        missed = facts.address in self.probe_missed
+        if media is None and not missed:
+            return facts
+        if media is None:
+            return replace(facts, probe_missed=True)
+        # A stream that just started gets STALL_AFTER_S from its start before it counts.
+        since = self._active_since.get(path)
+        last = media.last_media_t
+        if since is not None and (last is None or last < since):
+            last = since
+        return replace(
+            facts,
+            media_pps=self._shown_pps.get(facts.address, media.pps),
+            last_media_t=last,
+            probe_missed=missed,
+        )
+
     def _rejudge(self, path: str, facts: DeviceFacts, now: float) -> list[Event]:
         old = self.speakers.get(path)
+        facts = self._with_overlays(path, facts, now)
         verdict = classify(facts, now, source_available=self.source_available)
         new = Speaker(
             path=path,
@@ -254,3 +321,10 @@ class FleetState:
             events.append(TransportEvent(now, new.address, new_state or "absent", codec))
         events.append(SpeakerEvent(now, new))
         return events
+
+
+def _moved(shown: float, pps: float) -> bool:
+    """True when a media rate moved enough to show (to or from zero always does)."""
+    if (shown == 0) != (pps == 0):
+        return True
+    return abs(pps - shown) > MEDIA_PPS_HYSTERESIS * max(shown, 1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 
 class Verdict(StrEnum):
@@ -213,6 +213,12 @@ class FleetSnapshot:
     expected_silent: tuple[str, ...] = ()
     #: What BLE presence scanning (`--ble`) is doing, in words; "" when it was not asked for.
     ble_status: str = ""
+    #: What the live HCI source (`--hci`, `--hci-file`) is doing; "" when there is none.
+    hci_status: str = ""
+    #: Microphone probes: the latest one and the drift history; None before the first.
+    drift: DriftSummary | None = None
+    #: What a running probe is doing ("" when none runs).
+    probing: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,3 +235,92 @@ class DropoutSummary:
     recent: tuple[tuple[float, str, float | None], ...] = ()
     #: A different period seen earlier (firmware update, new venue), if any.
     previous_period_s: float | None = None
+
+
+#: DESIGN §1: a "professional" tight target for the offset between speakers (ms).
+TIGHT_MS: Final = 15.0
+#: DESIGN §1: above this offset listeners hear two speakers as an echo (ms).
+ECHO_MS: Final = 40.0
+
+
+def sync_word(offset_ms: float | None) -> str:
+    """'tight' (≤ 15 ms), 'loose' (≤ 40 ms), 'echo' (> 40 ms), or 'not heard' (no offset)."""
+    if offset_ms is None:
+        return "not heard"
+    size = abs(offset_ms)
+    if size <= TIGHT_MS:
+        return "tight"
+    return "loose" if size <= ECHO_MS else "echo"
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerProbe:
+    """What one probe heard of one speaker (DESIGN §4.2 `probe` results)."""
+
+    address: str
+    name: str
+    detected: bool
+    #: Where its probe's direct path starts in the recording (ms).
+    arrival_ms: float | None = None
+    #: Arrival minus the moment its probe left the host: the speaker's latency (ms).
+    latency_ms: float | None = None
+    #: Latency minus the fleet's median latency (ms): this speaker's drift.
+    offset_ms: float | None = None
+    snr_db: float | None = None
+    level_dbfs: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "name": self.name,
+            "detected": self.detected,
+            "arrival_ms": _round(self.arrival_ms, 3),
+            "latency_ms": _round(self.latency_ms, 3),
+            "offset_ms": _round(self.offset_ms, 3),
+            "snr_db": _round(self.snr_db, 1),
+            "level_dbfs": _round(self.level_dbfs, 1),
+            "sync": sync_word(self.offset_ms) if self.detected else "not heard",
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SpeakerProbe:
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None
+            return float(value)
+
+        address = str(data.get("address", ""))
+        return cls(
+            address=address,
+            name=str(data.get("name") or address),
+            detected=bool(data.get("detected", number("arrival_ms") is not None)),
+            arrival_ms=number("arrival_ms"),
+            latency_ms=number("latency_ms"),
+            offset_ms=number("offset_ms"),
+            snr_db=number("snr_db"),
+            level_dbfs=number("level_dbfs"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSummary:
+    """What the drift panel shows: the latest probe and each speaker's history."""
+
+    #: When the latest probe ran, and what it heard.
+    t: float
+    results: tuple[SpeakerProbe, ...]
+    #: Max minus min latency over the speakers heard (ms), None when fewer than two.
+    spread_ms: float | None
+    #: Address -> ((t, offset_ms), ...) oldest first, for the plot.
+    history: Mapping[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+    #: Address -> clock drift rate from repeated probes (ppm), absent until enough probes.
+    drift_ppm: Mapping[str, float] = field(default_factory=dict)
+    #: Where the sound came from: "microphone" or "simulated room" (the demo).
+    source: str = "microphone"
+    #: What went wrong with the latest probe ("" when it ran).
+    problem: str = ""
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

@@ -9,16 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.ble import BleScan, PresenceTable
 from core.bluez.client import BluezMirror
 from core.dropout import DropoutDetector
-from core.events import DropoutEvent, Event, SpeakerEvent
-from core.fleet import FleetState
+from core.events import DropoutEvent, Event, ProbeEvent, SpeakerEvent
+from core.fleet import FleetState, MediaFacts
 from core.model import DropoutSummary, FleetSnapshot, Speaker
+from core.probe.drift import ProbeHistory
+from core.probe.runner import Backend, ProbeFailed, missed, run_probe, targets_for
 
 if TYPE_CHECKING:  # core.config imports core.bluez.control, which imports this module
     from core.config import Config
@@ -37,6 +39,24 @@ class EventLog(Protocol):
     def append(self, events: Iterable[Event | dict[str, Any]]) -> None: ...
 
 
+class MediaRate(Protocol):
+    """Media packets/s of one address and its last media packet (Unix s), from HCI."""
+
+    @property
+    def pps(self) -> float: ...
+    @property
+    def last_media_t(self) -> float | None: ...
+
+
+class MediaSource(Protocol):
+    """A live HCI source (core.hci.live.HciLive): per-address media rates."""
+
+    @property
+    def status(self) -> str: ...
+    async def run(self) -> None: ...
+    def rates(self, now: float) -> Mapping[str, MediaRate]: ...
+
+
 class Monitor:
     """One source of truth for a running btmon-tui: fleet state, dropouts, the log."""
 
@@ -51,8 +71,11 @@ class Monitor:
         on_events: EventSink | None = None,
         config: Config | None = None,
         ble: BleScan | None = None,
+        hci: MediaSource | None = None,
     ) -> None:
         self.clock = clock
+        #: The live HCI source (`--hci`, `--hci-file`, the demo), None when not asked for.
+        self.hci = hci
         #: BLE presence scanning (`--ble`), None when not asked for.
         self.ble = ble
         self.log = log
@@ -60,6 +83,10 @@ class Monitor:
         #: Extra subscribers (a running action waits for its speaker's events here).
         self.listeners: list[EventSink] = []
         self.detector = DropoutDetector()
+        #: Every probe seen (live or from the log): the drift panel's data.
+        self.probes = ProbeHistory()
+        #: What a running probe is doing, in words ("" when none runs).
+        self.probing = ""
         self.mirror = BluezMirror(
             bus,
             bus_label=bus_label,
@@ -80,15 +107,70 @@ class Monitor:
         """Feed recorded dropouts (from the log) so periods survive a restart; returns count."""
         count = 0
         for record in records:
-            if record.get("type") == "dropout":
+            kind = record.get("type")
+            if kind == "dropout":
                 self.detector.observe(record, float(record.get("t", 0.0)))
                 count += 1
+            elif kind == "probe":
+                self.probes.load([record])
+                count += 1
         return count
+
+    def record_probe(self, event: ProbeEvent) -> None:
+        """A finished probe: logged, added to the drift history; a speaker it played to but
+        did not hear is `stalled` and has a `probe` dropout (DESIGN §3, §4.3)."""
+        now = self.clock()
+        self.probes.add(event)
+        not_heard = missed(event)
+        state = self.mirror.state
+        changes = state.set_probe_missed(not_heard, now)
+        dropouts: list[DropoutEvent] = []
+        for address in sorted(not_heard):
+            dropouts.extend(self.detector.probe_missed(address, event.t))
+        self.state.version += 1  # the drift panel changed
+        self._publish([event, *changes, *dropouts, *self._annotations(changes, dropouts, now)])
+
+    async def probe(self, backend: Backend, only: Sequence[str] = ()) -> ProbeEvent:
+        """Probe the speakers that should play (or `only` these addresses) now; the result
+        is recorded. Raises ProbeFailed (recorded too) when the probe cannot run."""
+        targets = targets_for(self.snapshot().speakers, only)
+        if not targets:
+            message = (
+                "no speaker is playing: start playback first (a probe only plays to "
+                "speakers whose A2DP transport is active)"
+                if not only
+                else f"not a known speaker: {', '.join(only)}"
+            )
+            self.probe_failed(message)
+            raise ProbeFailed(message)
+        self.probing = f"probing {len(targets)} speaker{'s' if len(targets) > 1 else ''}…"
+        self.state.version += 1
+        try:
+            event = await run_probe(backend, targets, clock=self.clock)
+        except ProbeFailed as exc:
+            self.probe_failed(str(exc))
+            raise
+        except Exception as exc:  # a bug or an odd device must not end monitoring
+            message = f"the probe failed unexpectedly: {type(exc).__name__}: {exc}"
+            self.probe_failed(message)
+            raise ProbeFailed(message) from exc
+        finally:
+            self.probing = ""
+            self.state.version += 1
+        self.record_probe(event)
+        return event
+
+    def probe_failed(self, message: str) -> None:
+        """A probe that could not run: shown in the drift panel and the log's warnings."""
+        self.probes.problem = message
+        self.mirror.warnings.append(f"probe failed: {message}")
+        self.state.version += 1
 
     async def run(self) -> None:
         ticker = asyncio.create_task(self._tick())
         mirror = asyncio.create_task(self.mirror.run())
         ble = asyncio.create_task(self._follow_ble()) if self.ble is not None else None
+        hci = asyncio.create_task(self._run_hci()) if self.hci is not None else None
         try:
             # The log starts with the whole fleet (names, verdicts) once BlueZ answered.
             while not await self.mirror.wait_ready(1.0):
@@ -105,6 +187,10 @@ class Monitor:
         finally:
             ticker.cancel()
             mirror.cancel()
+            if hci is not None:
+                hci.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await hci
             if ble is not None:
                 ble.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -120,6 +206,10 @@ class Monitor:
             table = self.ble.presence.table
             speakers = tuple(_with_presence(s, table, snap.t) for s in snap.speakers)
             snap = replace(snap, speakers=speakers, ble_status=self.ble.status)
+        if self.hci is not None:
+            snap = replace(snap, hci_status=self.hci.status)
+        if self.probes.latest is not None or self.probes.problem or self.probing:
+            snap = replace(snap, drift=self.probes.summary(), probing=self.probing)
         return snap
 
     def has_periods(self) -> bool:
@@ -208,10 +298,37 @@ class Monitor:
         finally:
             await self.ble.stop()
 
+    async def _run_hci(self) -> None:
+        """Run the HCI source; its failure is a warning, monitoring goes on without it."""
+        assert self.hci is not None
+        try:
+            await self.hci.run()
+        except Exception as exc:  # any source failure is shown, never fatal
+            # The source's status already says what went wrong (and what to do) when it
+            # knows; otherwise the exception does.
+            status = self.hci.status
+            self.mirror.warnings.append(status if str(exc) in status else f"HCI: {exc}")
+            self.mirror.state.version += 1
+            return
+        if self.hci.status:
+            self.mirror.warnings.append(self.hci.status)
+            self.mirror.state.version += 1
+
+    def _media(self, now: float) -> list[Event]:
+        """The HCI source's rates folded into the fleet (media_pps, `stalled`)."""
+        if self.hci is None:
+            return []
+        rates = self.hci.rates(now)
+        facts = {a: MediaFacts(r.pps, r.last_media_t) for a, r in rates.items()}
+        return self.mirror.state.set_media(facts, now)
+
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
             now = self.clock()
+            media = self._media(now)
+            if media:
+                self._from_mirror(media)
             dropouts = self.detector.tick(now)
             if dropouts:
                 self._publish([*dropouts, *self._annotations([], dropouts, now)])

@@ -34,7 +34,11 @@ DEMO_VERDICTS: dict[str, str] = {
     "F4:4E:FD:10:22:06": "disconnected",
     "F4:4E:FD:10:22:07": "pending",
     "5C:F3:70:99:00:08": "unknown",
+    # BlueZ says it streams; only the demo's HCI capture shows it stalled (DEMO_HCI_VERDICTS).
+    "F4:4E:FD:10:22:0A": "streaming",
 }
+#: The demo's verdicts when its simulated HCI capture is read (`btmon-tui --demo`).
+DEMO_HCI_VERDICTS: dict[str, str] = {**DEMO_VERDICTS, "F4:4E:FD:10:22:0A": "stalled"}
 
 
 def require_binary(name: str, package: str) -> str:

@@ -20,6 +20,8 @@ from core.describe import age, countdown, describe_dropout, describe_event
 from core.events import ActionEvent, DropoutEvent, Event
 from core.model import DropoutSummary, FleetSnapshot, SourceStatus, Speaker
 from core.monitor import Monitor
+from core.probe.backends import MicBackend
+from core.probe.runner import Backend, ProbeFailed
 from core.replay import ReplayMonitor
 from core.store import EventStore
 from tui.actions import ActionQueue, needs_resync
@@ -27,6 +29,7 @@ from tui.ingest import FleetFeed, FleetUpdated, SourceChanged
 from tui.screens.confirm import confirm_disconnect, confirm_resync_all
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
+from tui.widgets.drift import DriftPanel
 from tui.widgets.fleet_table import FleetTable
 from tui.widgets.panels import DetailPanel, EventLog, FleetLine, StatusBar
 
@@ -52,6 +55,7 @@ FLEET_ACTIONS = (
     "connect",
     "disconnect",
     "cancel_action",
+    "probe",
 )
 
 
@@ -67,7 +71,8 @@ class BtmonApp(App[int]):
         Binding("R", "resync_all", "Resync all", key_display="R"),
         Binding("c", "connect", "Connect"),
         Binding("d", "disconnect", "Disconnect"),
-        Binding("escape", "cancel_action", "Cancel", key_display="esc"),
+        Binding("p", "probe", "Probe"),
+        Binding("escape", "cancel_action", "Cancel", key_display="esc", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
         Binding("l", "toggle_log", "Log", show=False),
@@ -83,8 +88,14 @@ class BtmonApp(App[int]):
         log: EventStore | None = None,
         log_error: str = "",
         controller: Controller | None = None,
+        probe_backend: Backend | None = None,
+        probe_every_s: float | None = None,
     ) -> None:
         super().__init__(ansi_color=ansi_color)
+        #: Plays and records probes (a microphone; the demo's simulated room).
+        self.probe_backend = probe_backend
+        #: Seconds between automatic probes (--probe-every), None = only on `p`.
+        self.probe_every_s = probe_every_s
         #: The one Controller: actions run as tasks on this app's loop, never in widgets.
         self.controller = controller or Controller(feed.monitor)
         self.controller.on_progress = self._on_progress
@@ -108,6 +119,7 @@ class BtmonApp(App[int]):
         with Horizontal(id="main"):
             yield FleetTable(id="fleet")
             yield DetailPanel(id="detail")
+        yield DriftPanel(id="drift")
         yield EventLog(id="log")
         yield StatusBar(" connecting to BlueZ…", id="status")
         yield Static(id="too-small")
@@ -121,6 +133,8 @@ class BtmonApp(App[int]):
         gc.set_threshold(*GC_THRESHOLDS)
         self.run_feed()
         self.set_interval(RENDER_INTERVAL_S, self.pull)
+        if self.probe_every_s:
+            self.set_interval(self.probe_every_s, self._periodic_probe)
         self.query_one(FleetTable).focus()
         self._apply_size()
 
@@ -136,7 +150,10 @@ class BtmonApp(App[int]):
         elif self.snapshot is not None and self._log_problem() != self._shown_log_problem:
             # The log can fail (disk full) or recover while the fleet is quiet.
             self.query_one(StatusBar).show(
-                self.snapshot.source, len(self.feed.warnings()), self._log_problem()
+                self.snapshot.source,
+                len(self.feed.warnings()),
+                self._log_problem(),
+                self.snapshot.hci_status,
             )
         self._shown_log_problem = self._log_problem()
         warnings = self.feed.warnings()
@@ -155,13 +172,59 @@ class BtmonApp(App[int]):
             self.query_one(FleetTable).show(snapshot)
             self.query_one(EventLog).add(message.events)
             self.query_one(StatusBar).show(
-                snapshot.source, len(self.feed.warnings()), self._log_problem()
+                snapshot.source,
+                len(self.feed.warnings()),
+                self._log_problem(),
+                snapshot.hci_status,
             )
             self._show_detail()
+            self._show_drift(snapshot)
         if snapshot.source != self._source:
             self._source = snapshot.source
             self.post_message(SourceChanged(snapshot.source))
         self._alert(snapshot, message.events)
+
+    def _show_drift(self, snapshot: FleetSnapshot) -> None:
+        panel = self.query_one(DriftPanel)
+        visible = snapshot.drift is not None or bool(snapshot.probing)
+        panel.set_class(visible, "shown")
+        if visible:
+            panel.show(snapshot.drift, snapshot.probing, snapshot.t)
+
+    # -- probes: `p`, --probe-every; the Monitor runs them, the drift panel shows them -------
+    def action_probe(self) -> None:
+        if self.feed.monitor.probing:
+            self.notify("A probe is already running", timeout=3)
+            return
+        if isinstance(self.feed.monitor, ReplayMonitor):
+            self.notify("This is a replay: probes need live speakers", timeout=4)
+            return
+        self.run_probe(announce=True)
+
+    def _periodic_probe(self) -> None:
+        if not self.feed.monitor.probing:
+            self.run_probe(announce=False)
+
+    @work(exclusive=True, exit_on_error=False, group="probe")
+    async def run_probe(self, announce: bool) -> None:
+        if self.probe_backend is None:
+            self.probe_backend = MicBackend()
+        try:
+            event = await self.feed.monitor.probe(self.probe_backend)
+        except ProbeFailed as exc:
+            if announce or not str(exc).startswith("no speaker is playing"):
+                self.notify(str(exc), title="Probe failed", severity="error", timeout=10)
+            return
+        names = {r.address: r.name for r in event.results}
+        line = describe_event(event.to_json(), names) or "probe done"
+        heard_all = all(r.detected for r in event.results)
+        self.notify(
+            line,
+            title="Probe",
+            severity="information" if heard_all else "error",
+            timeout=DONE_TOAST_S if heard_all else FAILED_TOAST_S,
+            markup=False,
+        )
 
     def _log_problem(self) -> str:
         """'' while the event log writes; else what is wrong with it, in words."""
@@ -432,6 +495,8 @@ def make_app(
     log_error: str = "",
     monitor: Monitor | None = None,
     timeouts: Timeouts | None = None,
+    probe_backend: Backend | None = None,
+    probe_every_s: float | None = None,
 ) -> BtmonApp:
     """The one app factory, used by the command line, the tests and the screenshot script.
 
@@ -451,6 +516,8 @@ def make_app(
         log=log,
         log_error=log_error,
         controller=Controller(feed.monitor, timeouts=timeouts),
+        probe_backend=probe_backend,
+        probe_every_s=probe_every_s,
     )
 
 

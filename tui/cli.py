@@ -19,6 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from core.events import Event
 from core.sim.daemon import DemoUnavailable
+from tui.cli_probe import (
+    add_input_args,
+    add_probe_commands,
+    list_devices,
+    probe_backend,
+    probe_once,
+    run_analyze,
+    run_probe_signal,
+)
 
 if TYPE_CHECKING:
     from core.config import Config
@@ -122,6 +131,18 @@ def _add_source_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --ble: scan even while the adapter streams A2DP",
     )
+    hci = parser.add_mutually_exclusive_group()
+    hci.add_argument(
+        "--hci",
+        action="store_true",
+        help="count each speaker's A2DP media packets on the HCI monitor channel (as btmon "
+        "does; needs CAP_NET_RAW): shows packets/s and the `stalled` verdict",
+    )
+    hci.add_argument(
+        "--hci-file",
+        metavar="PATH",
+        help="the same from a growing capture: run `btmon -w PATH` (as root) and point here",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_source_args(parser)
+    add_input_args(parser)
+    parser.add_argument(
+        "--probe-every",
+        metavar="DURATION",
+        type=duration,
+        help="probe the speakers that play every DURATION (e.g. 5m, 90s; default: only on p)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     watch = sub.add_parser(
         "watch",
@@ -173,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     snoop.add_argument("file", metavar="FILE", help="the btsnoop capture")
     snoop.add_argument("--json", action="store_true", help="JSON per DESIGN §4.5")
+    add_probe_commands(sub, _add_source_args)
     for action, (summary, description) in ACTION_HELP.items():
         act = sub.add_parser(action, help=summary, description=description)
         act.add_argument("address", metavar="ADDRESS", help="the speaker: AA:BB:CC:DD:EE:FF")
@@ -197,6 +226,21 @@ def fail(message: str) -> int:
     return 2
 
 
+def duration(text: str) -> float:
+    """'5m', '90s', '1h', '300' (seconds) -> seconds; at least 10 s between probes."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    text = text.strip().lower()
+    scale = units.get(text[-1:], 1.0)
+    number = text[:-1] if text[-1:] in units else text
+    try:
+        seconds = float(number) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 5m, 90s)") from None
+    if seconds < 10:
+        raise argparse.ArgumentTypeError("probes need at least 10 s between them")
+    return seconds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -215,6 +259,14 @@ def _main(argv: Sequence[str] | None) -> int:
         return _run_report(args)
     if args.command == "snoop":
         return _run_snoop(args)
+    if args.command == "probe-signal":
+        return run_probe_signal(args)
+    if args.command == "analyze":
+        return run_analyze(args)
+    if args.command == "probe":
+        if args.list_devices:
+            return list_devices()
+        return _with_source(args, lambda source: _run_probe(args, source), log=False)
     if args.command is None and args.replay:
         return _run_replay(args)
     if args.command == "watch":
@@ -251,6 +303,9 @@ class Source:
     #: `--ble ADAPTER` (checked, e.g. "hci1") and `--ble-force`; None: no BLE scanning.
     ble: str | None = None
     ble_force: bool = False
+    #: Live HCI media counting: "monitor" (the HCI monitor channel), a growing btsnoop file's
+    #: path (--hci-file; the demo's simulated capture), or None.
+    hci: str | None = None
 
 
 def _open_log(args: argparse.Namespace, *, default: bool) -> tuple[EventStore | None, str]:
@@ -296,6 +351,12 @@ def make_monitor(source: Source, *, include_all: bool, **kwargs: Any) -> Monitor
     ble = None
     if source.ble is not None:
         ble = BleScan(BlePresence(source.ble, bus=source.bus), force=source.ble_force)
+    if source.hci is not None:
+        from core.hci.live import HciLive
+
+        kwargs["hci"] = (
+            HciLive.monitor() if source.hci == "monitor" else HciLive.follow(Path(source.hci))
+        )
     return Monitor(
         source.bus,
         bus_label=source.label,
@@ -317,6 +378,14 @@ def _with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log:
     config, ble, problem = _settings(args)
     if problem:
         return fail(problem)
+    if getattr(args, "hci", False) and args.command is not None:
+        # A headless command cannot show a source that fails later: check it now (exit 2).
+        from core.hci.live import HciSourceError, open_monitor_socket
+
+        try:
+            open_monitor_socket().close()
+        except HciSourceError as exc:
+            return fail(str(exc))
     if args.demo and args.db is None and log:
         # The demo's events are not the user's history: log them to a throw-away file.
         temp_dir = tempfile.TemporaryDirectory(prefix="btmon-tui-demo-")
@@ -326,8 +395,9 @@ def _with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log:
         history: list[Mapping[str, object]] = []
         if store is not None:
             since = time.time() - HISTORY_DAYS * 86400
-            history.extend(store.read(since=since, types={"dropout"}))
+            history.extend(store.read(since=since, types={"dropout", "probe"}))
         bus, label = args.bus, ""
+        hci = "monitor" if getattr(args, "hci", False) else getattr(args, "hci_file", None)
         if args.demo:
             from core.sim.demo import DemoFleet
             from core.sim.scenario import seed_history
@@ -341,6 +411,8 @@ def _with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log:
             history.extend(seeded)
             if store is not None:
                 store.append(seeded)
+            if getattr(args, "hci_file", None) is None and not getattr(args, "hci", False):
+                hci = fleet.hci_file  # the demo's simulated capture, unless asked otherwise
         return run(
             Source(
                 bus,
@@ -351,6 +423,7 @@ def _with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log:
                 config=config,
                 ble=ble,
                 ble_force=bool(getattr(args, "ble_force", False)),
+                hci=hci,
             )
         )
     finally:
@@ -458,6 +531,7 @@ def _run_replay(args: argparse.Namespace) -> int:
 def _run_tui(args: argparse.Namespace, source: Source) -> int:
     from tui.app import make_app
 
+    monitor = make_monitor(source, include_all=args.include_all)
     app = make_app(
         source.bus,
         bus_label=source.label,
@@ -465,8 +539,10 @@ def _run_tui(args: argparse.Namespace, source: Source) -> int:
         history=source.history,
         log=source.log,
         log_error=source.log_error,
-        monitor=make_monitor(source, include_all=args.include_all),
+        monitor=monitor,
         timeouts=source.config.timeouts if source.config is not None else None,
+        probe_backend=probe_backend(args, monitor.clock),
+        probe_every_s=args.probe_every,
     )
     _run_app(app)
     return app.return_code or 0
@@ -491,6 +567,16 @@ def _run_app(app: BtmonApp) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _run_probe(args: argparse.Namespace, source: Source) -> int:
+    monitor = make_monitor(source, include_all=args.include_all)
+    monitor.load_history(source.history)
+    try:
+        return asyncio.run(probe_once(args, monitor, ACTION_READY_S))
+    except KeyboardInterrupt:
+        print("btmon-tui: interrupted", file=sys.stderr)
+        return 130
 
 
 def _run_watch(args: argparse.Namespace, source: Source) -> int:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from core.hci.btsnoop import (
     _H4,
-    _MONITOR,
+    MONITOR_TYPES,
     DATALINK_H1,
     DATALINK_H4,
     DATALINK_MONITOR,
@@ -21,7 +21,7 @@ from core.hci.btsnoop import (
 )
 
 _H4_BY_TYPE = {kind: indicator for indicator, kind in _H4.items()}
-_MON_BY_TYPE = {value: opcode for opcode, value in _MONITOR.items()}
+_MON_BY_TYPE = {value: opcode for opcode, value in MONITOR_TYPES.items()}
 
 
 class BtsnoopWriter:
@@ -120,3 +120,13 @@ def avdtp(label: int, message: int, signal: int, params: bytes = b"") -> bytes:
 def set_configuration(label: int, codec: int, info: bytes, acp: int = 1, int_: int = 1) -> bytes:
     caps = b"\x01\x00" + bytes([0x07, 2 + len(info), 0x00, codec]) + info
     return avdtp(label, 0, 0x03, bytes([acp << 2, int_ << 2]) + caps)
+
+
+#: struct hci_mon_hdr (linux/net/bluetooth/hci_mon.h): opcode, adapter index, payload length (LE16).
+MONITOR_HEADER: Final = struct.Struct("<HHH")
+
+
+def monitor_datagram(kind: PacketType, direction: str, data: bytes, *, index: int = 0) -> bytes:
+    """One datagram as the HCI monitor socket delivers it: hci_mon_hdr + the HCI packet."""
+    opcode = _MON_BY_TYPE[(kind, direction)]
+    return MONITOR_HEADER.pack(opcode, index, len(data)) + data

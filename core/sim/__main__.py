@@ -19,7 +19,9 @@ from core.sim.objtree import ObjectTree
 from core.sim.scenario import SCENARIOS, run_load
 
 
-async def serve(address: str, scenario: str, speed: float, speakers: int, rate: float) -> None:
+async def serve(
+    address: str, scenario: str, speed: float, speakers: int, rate: float, hci_file: str | None
+) -> None:
     bus = await MessageBus(bus_address=address).connect()
     fake = FakeBluez(ObjectTree(bus), speed=speed)
     reply = await bus.request_name("org.bluez")
@@ -31,6 +33,13 @@ async def serve(address: str, scenario: str, speed: float, speakers: int, rate: 
     else:
         task = asyncio.ensure_future(SCENARIOS[scenario](fake))
     await asyncio.sleep(0)  # let the scenario build its objects before saying ready
+    capture = None
+    if hci_file is not None:
+        from pathlib import Path
+
+        from core.sim.hci_feed import feed_capture
+
+        capture = asyncio.create_task(feed_capture(fake, Path(hci_file)))
     print("ready", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -41,6 +50,10 @@ async def serve(address: str, scenario: str, speed: float, speakers: int, rate: 
         return_when=asyncio.FIRST_COMPLETED,
     )
     task.cancel()
+    if capture is not None:
+        capture.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await capture
     with contextlib.suppress(Exception):
         bus.disconnect()
 
@@ -54,8 +67,13 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=10.0, help="load scenario: changes per second per speaker"
     )
+    parser.add_argument(
+        "--hci-file", help="also write a simulated HCI capture (btsnoop, monitor) to this path"
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.address, args.scenario, args.speed, args.speakers, args.rate))
+    asyncio.run(
+        serve(args.address, args.scenario, args.speed, args.speakers, args.rate, args.hci_file)
+    )
 
 
 if __name__ == "__main__":

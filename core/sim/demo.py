@@ -5,6 +5,8 @@ from __future__ import annotations
 import select
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from types import TracebackType
 
 from core.sim.daemon import (
@@ -20,13 +22,25 @@ class DemoFleet:
     """`with DemoFleet(speed=10) as address:` gives a bus where org.bluez is the demo fleet."""
 
     def __init__(
-        self, scenario: str = "default", speed: float = 1.0, *, extra_args: list[str] | None = None
+        self,
+        scenario: str = "default",
+        speed: float = 1.0,
+        *,
+        extra_args: list[str] | None = None,
+        hci: bool = True,
     ) -> None:
+        """`hci`: the fake also writes a simulated HCI capture to `hci_file` (the demo's
+        `--hci-file` source: media packets per speaker, and a stalled one)."""
         self.scenario = scenario
         self.speed = speed
         self.extra_args = extra_args or []
         self.bus = PrivateBus()
         self.proc: subprocess.Popen[str] | None = None
+        self._hci_dir = tempfile.TemporaryDirectory(prefix="btmon-tui-hci-") if hci else None
+        #: The simulated capture's path (None without `hci`).
+        self.hci_file = (
+            str(Path(self._hci_dir.name) / "demo.btsnoop") if self._hci_dir is not None else None
+        )
 
     @property
     def address(self) -> str:
@@ -50,6 +64,7 @@ class DemoFleet:
                 self.scenario,
                 "--speed",
                 str(self.speed),
+                *(["--hci-file", self.hci_file] if self.hci_file else []),
                 *self.extra_args,
             ],
             stdout=subprocess.PIPE,
@@ -79,6 +94,8 @@ class DemoFleet:
     def stop(self) -> None:
         self.stop_service()
         self.bus.stop()
+        if self._hci_dir is not None:
+            self._hci_dir.cleanup()
 
     def __enter__(self) -> str:
         return self.start()

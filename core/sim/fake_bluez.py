@@ -110,6 +110,9 @@ class SimDevice:
     kind: str = "speaker"
     #: Advertises over BLE at about this RSSI (dBm) while its adapter discovers; None: silent.
     ble_rssi: int | None = None
+    #: Its transport goes `active` but no media reaches it over the air (the demo's simulated
+    #: HCI capture shows the stream stalled; BlueZ alone cannot tell).
+    media_stalls: bool = False
 
     @property
     def device_class(self) -> int:
@@ -393,6 +396,7 @@ class FakeBluez:
         """The ACL link comes up, services resolve, then the A2DP stream is configured."""
         path = device_path(dev.adapter, dev.address)
         dev.connected = True
+        dev.media_stalls = False  # a fresh link clears a stalled stream (what resync is for)
         self.tree.set_props(path, DEVICE, {"Connected": Variant("b", True)})
         await self.sleep(0.3)
         self.tree.set_props(path, DEVICE, {"ServicesResolved": Variant("b", True)})

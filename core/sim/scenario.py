@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from core.sim.fake_bluez import PAGE_TIMEOUT, FakeBluez, SimDevice
+from core.sim.room_sim import RoomSpeaker
 
 #: The seed case of DESIGN §1: one speaker drops every 4.7 min (a firmware buffer timeout).
 DROP_PERIOD_S: Final = 282.0
@@ -65,6 +66,10 @@ DEFAULT_FLEET: Final = (
     SimDevice(
         "5C:F3:70:99:00:08", "Spare", "hci2", codec="SBC", connected=False, transport_state=None
     ),
+    # BlueZ says it streams; over the air it gets nothing (the HCI capture shows it stalled).
+    SimDevice(
+        "F4:4E:FD:10:22:0A", "Foyer", "hci1", codec="SBC", delay_tenth_ms=1650, media_stalls=True
+    ),
     # Not a speaker: hidden unless `a` / --all shows every paired device.
     SimDevice(
         "A4:50:46:00:00:09",
@@ -77,10 +82,24 @@ DEFAULT_FLEET: Final = (
 )
 #: The speaker that drops every DROP_PERIOD_S.
 DROPPER: Final = "00:1A:7D:DA:71:03"
+#: The speaker whose stream stalls (transport active, no media on HCI, silent to the mic).
+STALLED: Final = "F4:4E:FD:10:22:0A"
+
+#: The demo room's acoustic truth for probes (DESIGN §7): latency = the codec's Delay plus
+#: the speaker's own DSP; the stage pair starts 7 ms apart and drifts apart at 43 ppm
+#: (2.6 ms a minute: "loose" after about 3 minutes); the aptX LL sub plays 130 ms early (an
+#: audible echo, the mixed-codec problem); Foyer plays nothing although BlueZ says it streams.
+ROOM: Final[dict[str, RoomSpeaker]] = {
+    "00:1A:7D:DA:71:01": RoomSpeaker(178.0, drift_ppm=18.0, distance_m=6.0),
+    "00:1A:7D:DA:71:02": RoomSpeaker(171.0, drift_ppm=-25.0, distance_m=7.5),
+    "00:1A:7D:DA:71:03": RoomSpeaker(42.0, drift_ppm=60.0, distance_m=3.0),
+    STALLED: RoomSpeaker(175.0, distance_m=12.0, silent=True),
+}
 
 
 def build_default(fake: FakeBluez) -> None:
-    """Two live adapters and a switched-off dongle; every verdict but `stalled` is visible."""
+    """Two live adapters and a switched-off dongle; every verdict shows (`stalled` needs the
+    simulated HCI capture, which the demo reads)."""
     fake.add_adapter("hci0", "B8:27:EB:00:00:01", alias="stage-pi")
     fake.add_adapter("hci1", "00:E0:4C:00:00:02", alias="usb-dongle")
     fake.add_adapter("hci2", "00:E0:4C:00:00:03", alias="spare-dongle", powered=False)

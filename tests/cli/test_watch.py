@@ -12,7 +12,7 @@ import pytest
 
 from core.events import decode_line
 from core.sim.daemon import child_env
-from core.sim.scenario import DROP_OUTAGE_S, DROPPER, FIRST_DROP_S
+from core.sim.scenario import DROP_OUTAGE_S, DROPPER, FIRST_DROP_S, STALLED
 from tests.cli.conftest import Result, run_cli
 from tests.conftest import DEMO_VERDICTS, require_binary
 from tests.unit.builders import SPEAKER_KEYS
@@ -31,13 +31,24 @@ def dbus_daemon() -> str:
 
 
 def test_watch_json_demo_snapshot(dbus_daemon) -> None:
-    result = run_cli("watch", "--json", "--demo", "--duration", "1")
+    result = run_cli("watch", "--json", "--demo", "--duration", "3")
     assert result.returncode == 0, result.stderr
     events = assert_json_lines(result)
     first = events[0]
     assert first["type"] == "snapshot"
-    assert first["fleet"] == {"speakers": 8, "connected": 6, "streaming": 3}
+    # Before the HCI capture had a second to show Foyer's silence, BlueZ's word stands.
+    assert first["fleet"] == {"speakers": 9, "connected": 7, "streaming": 4}
     assert {s["address"]: s["verdict"] for s in first["speakers"]} == DEMO_VERDICTS
+    # Then the simulated HCI capture: packets/s for the streaming ones, and Foyer stalled.
+    latest = {}
+    for event in events[1:]:
+        if event["type"] == "speaker":
+            latest[event["address"]] = event
+    assert {a: e["verdict"] for a, e in latest.items() if a == STALLED} == {STALLED: "stalled"}
+    assert latest[STALLED]["media_pps"] == 0
+    assert latest[DROPPER]["media_pps"] > 30
+    stalls = [e for e in events if e["type"] == "dropout" and e["address"] == STALLED]
+    assert [d["kind"] for d in stalls] == ["stall"]
     for speaker in first["speakers"]:
         assert set(speaker) == SPEAKER_KEYS
     dropper = next(s for s in first["speakers"] if s["address"] == DROPPER)
@@ -92,7 +103,7 @@ def test_watch_human_output_has_the_fleet_line(dbus_daemon) -> None:
     result = run_cli("watch", "--demo", "--duration", "0.5")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "3 of 6 connected speakers streaming" in lines[0]
+    assert "4 of 7 connected speakers streaming" in lines[0]
     assert any("Sub Bass" in line and "aptX LL" in line for line in lines)
     assert any(line.split()[:1] == ["connected-idle"] for line in lines)
     assert not result.stdout.lstrip().startswith("{")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from core.describe import age, clock_time
-from core.sim.scenario import DROP_PERIOD_S, DROPPER
+from core.sim.scenario import DROP_PERIOD_S, DROPPER, STALLED
 from core.store import EventStore
 from tests.cli.conftest import Result, run_cli
 from tests.conftest import require_binary
@@ -331,7 +331,9 @@ def test_watch_json_output_is_report_input(tmp_path: Path) -> None:
         assert b - a == pytest.approx(DROP_PERIOD_S / speed, rel=0.02)
 
     result = report_json("--events", str(path))
-    assert [row["address"] for row in result["speakers"]] == [DROPPER]
+    # The dropper, and Foyer: its stream stalls at start (the demo's simulated HCI capture).
+    assert [row["address"] for row in result["speakers"]] == [DROPPER, STALLED]
+    assert result["speakers"][1]["kinds"] == {"stall": 1}
     row = result["speakers"][0]
     assert row["name"] == "Sub Bass"
     assert row["dropouts"] == len(starts)
@@ -343,6 +345,7 @@ def test_watch_json_output_is_report_input(tmp_path: Path) -> None:
     raw = [line for line in watch.stdout.splitlines() if '"type":"dropout"' not in line]
     derived = report_json("--events", str(write(tmp_path / "raw.jsonl", "\n".join(raw) + "\n")))
     assert [(r["address"], r["dropouts"], r["kinds"]) for r in derived["speakers"]] == [
-        (DROPPER, len(starts), {"link": len(starts)})
+        (DROPPER, len(starts), {"link": len(starts)}),
+        (STALLED, 1, {"stall": 1}),
     ]
     assert derived["speakers"][0]["last"] == starts[-1]

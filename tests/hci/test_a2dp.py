@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.hci import writer as w
-from core.hci.a2dp import analyze, snoop_table
+from core.hci.a2dp import A2dpAnalyzer, analyze, snoop_table
 from core.hci.btsnoop import (
     DATALINK_H1,
     DATALINK_H4,
@@ -22,6 +22,8 @@ from core.hci.btsnoop import (
     PacketType,
 )
 from core.hci.writer import BtsnoopWriter
+from tests.hci import captures
+from tests.hci.captures import SCENARIOS, Scenario
 from tests.hci.session import AAC_INFO, SBC_INFO, T0, Session, seed_case
 
 LEFT, RIGHT = "00:1A:7D:DA:71:01", "00:1A:7D:DA:71:02"
@@ -341,3 +343,88 @@ def test_fuzzed_captures_finish_quickly_without_exceptions(tmp_path: Path) -> No
         assert all(isinstance(x, str) for x in result["warnings"])
         snoop_table(result)
     assert slowest < 1.0
+
+
+# --- fast path, fragmented signals, LE, Abort, disconnections -------------------------------
+
+
+def slow_analysis(path: Path) -> tuple[list[dict], list[str], int]:
+    """Every record through A2dpAnalyzer.feed (what the live source does)."""
+    with path.open("rb") as stream:
+        reader = BtsnoopReader(stream)
+        analyzer = A2dpAnalyzer()
+        for record in reader:
+            analyzer.feed(record)
+    devices = [d.to_json() for d in analyzer.devices.values()]
+    return devices, reader.warnings + analyzer.warnings(), reader.records
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_fast_path_equals_feeding_every_record(tmp_path: Path, scenario: Scenario) -> None:
+    path = scenario.build().save(tmp_path / "capture.btsnoop")
+    result = analyze(path)
+    assert (result["devices"], result["warnings"], result["records"]) == slow_analysis(path)
+    assert any(d["media_packets_tx"] + d["media_packets_rx"] for d in result["devices"])
+
+
+def test_fast_path_equals_feeding_every_record_on_fuzzed_input(tmp_path: Path) -> None:
+    original = captures.fleet(0.05, datalink=DATALINK_H4).stream.getvalue()
+    rng = random.Random(424242)
+    path = tmp_path / "fuzz.btsnoop"
+    for _ in range(60):
+        data = bytearray(original)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(16, len(data))] = rng.randrange(256)
+        path.write_bytes(bytes(data))
+        result = analyze(path)
+        assert (result["devices"], result["warnings"], result["records"]) == slow_analysis(path)
+
+
+@pytest.mark.parametrize("size", [3, 6, 10])
+def test_fragmented_avdtp_signals_are_reassembled(tmp_path: Path, size: int) -> None:
+    """The vendor and codec ids straddle AVDTP continue packets when ``size`` is small."""
+    s = Session()
+    s.connect(1, LEFT)
+    s.open_a2dp(1)
+    command = w.set_configuration(5, 0xFF, struct.pack("<IH", 0x12D, 0xAA) + b"\x04\x01")
+    captures._signal_fragments(s, 1, "tx", command, size)
+    captures._signal_fragments(s, 1, "rx", w.avdtp(5, 2, 0x03, bytes(7)), 4)
+    s.links[1].media = s.l2cap_open(1)
+    s.start(1)
+    s.media(1)
+    result = analyze(s.save(tmp_path / "fragmented.btsnoop"))
+    (device,) = result["devices"]
+    assert (device["codec"], device["streams"], device["media_packets_tx"]) == ("LDAC", 1, 1)
+    assert result["warnings"] == []
+
+
+def test_avdtp_continue_without_start_is_a_warning(tmp_path: Path) -> None:
+    s = Session()
+    s.connect(1, LEFT)
+    s.open_a2dp(1)
+    s.signal(1, "tx", bytes([(3 << 4) | (0b11 << 2), 1, 2, 3]))
+    result = analyze(s.save(tmp_path / "orphan.btsnoop"))
+    assert any("without a start" in x for x in result["warnings"])
+
+
+def test_le_handles_are_known_but_not_a2dp_devices(tmp_path: Path) -> None:
+    result = analyze(captures.le_links().save(tmp_path / "le.btsnoop"))
+    assert [d["address"] for d in result["devices"]] == [LEFT]
+    assert result["devices"][0]["media_packets_tx"] == 40
+    assert result["warnings"] == []
+    assert [d["link"] for d in result["disconnections"]] == ["BR/EDR", "LE", "LE"]
+
+
+def test_abort_ends_a_stream_and_a_new_configuration_streams_again(tmp_path: Path) -> None:
+    result = analyze(captures.abort_restart().save(tmp_path / "abort.btsnoop"))
+    (device,) = result["devices"]
+    assert (device["streams"], device["media_packets_tx"], device["codec"]) == (2, 80, "AAC")
+    assert result["disconnections"] == [
+        {
+            "address": LEFT,
+            "handle": 1,
+            "link": "BR/EDR",
+            "reason": 0x13,
+            "reason_text": "Remote User Terminated Connection",
+        }
+    ]

@@ -22,6 +22,7 @@ from core.sim.fake_bluez import FakeBluez, SimDevice
 from core.sim.scenario import build_default
 from tests.conftest import FakeService
 from tests.tui.helpers import (
+    DEMO_ROWS,
     FIXED_CLOCK,
     fleet_loaded,
     screen_lines,
@@ -148,7 +149,7 @@ async def test_r_shows_the_step_at_once_then_streaming(fake: FakeBluez, run: Run
             lambda: "Bar: resync ok — streaming again (" in screen_text(run.app),
             what="the event log line",
         )
-        assert "4 of 6 connected speakers streaming" in screen_lines(run.app)[0]
+        assert "5 of 7 connected speakers streaming" in screen_lines(run.app)[0]
         await until(pilot, lambda: bool(run.toasts()), what="the toast")
         severity, title, message = run.toasts()[-1]
         assert (severity, title) == ("information", "Resync: done")
@@ -300,7 +301,7 @@ async def test_shift_r_runs_at_most_two_at_a_time(
 
     controller.start = counting_start  # type: ignore[method-assign]
     async with run.app.run_test(size=(100, 30), message_hook=run.messages.append) as pilot:
-        await until(pilot, lambda: fleet_loaded(run.app, rows=11), what="the fleet")
+        await until(pilot, lambda: fleet_loaded(run.app, rows=DEMO_ROWS + 3), what="the fleet")
         await pilot.press("R", "y")
         await until(pilot, lambda: "⟳ queued" in screen_text(run.app), what="a queued row")
         await until(pilot, lambda: len(run.actions()) == 5, 3 * ACTION_TIMEOUT_S, "five ends")

@@ -211,8 +211,13 @@ def btmon_command() -> str:
 
 def test_demo_help_detail_and_clean_quit(demo: Demo) -> None:
     tmux = demo.tmux
-    screen = demo.start(100, 30)
-    assert "3 of 6 connected speakers streaming" in screen
+    demo.start(100, 30)
+    # The demo's simulated HCI capture: Foyer's transport is active, but no media reaches it.
+    screen = tmux.wait(
+        lambda s: "3 of 7 connected speakers streaming" in s, "Foyer stalled", KEY_TIMEOUT_S
+    )
+    assert "stalled" in row(screen, "Foyer") and "0/s" in row(screen, "Foyer")
+    assert "Media" in screen and "/s" in row(screen, "Stage Left")
     assert "connected-idle" in screen and "Bar" in screen
     assert " OK " in screen
 
@@ -244,8 +249,12 @@ def test_demo_help_detail_and_clean_quit(demo: Demo) -> None:
     demo.assert_all_gone()
 
 
+def row(screen: str, name: str) -> str:
+    return next((line for line in screen.splitlines() if f" {name} " in line), "")
+
+
 def bar_row(screen: str) -> str:
-    return next((line for line in screen.splitlines() if " Bar " in line), "")
+    return row(screen, "Bar")
 
 
 def test_r_resyncs_bar_with_its_progress_on_screen(demo: Demo) -> None:
@@ -257,7 +266,7 @@ def test_r_resyncs_bar_with_its_progress_on_screen(demo: Demo) -> None:
     tmux.keys("Down", "Down", "Down", "r")  # fourth row: Bar
     tmux.wait(lambda s: "⟳" in bar_row(s), "the step in Bar's row", KEY_TIMEOUT_S)
     screen = tmux.wait(lambda s: " streaming " in bar_row(s), "Bar streaming", ACTION_TIMEOUT_S)
-    assert "4 of 6 connected speakers streaming" in screen
+    assert "4 of 7 connected speakers streaming" in screen
     tmux.wait(lambda s: "Bar: resync ok — streaming again" in s, "the log line", KEY_TIMEOUT_S)
 
     tmux.keys("q")

@@ -44,6 +44,7 @@ def _cell_values(
         "address": speaker.address,
         "adapter": speaker.adapter,
         "codec": (transport.codec or "?") if transport else "-",
+        "media": media_cell(speaker),
         "delay": f"{transport.delay_ms:.0f} ms" if transport and transport.delay_ms else "-",
         "volume": str(transport.volume) if transport and transport.volume is not None else "-",
         "battery": battery,
@@ -60,6 +61,16 @@ def _cell_values(
     if step:
         values["verdict"] = Text(step_label(step), style=STEP_STYLE)
     return values
+
+
+def media_cell(speaker: Speaker) -> Text | str:
+    """HCI media packets/s: '71/s'; a stalled speaker's '0/s' in red; '-' when HCI has none."""
+    if speaker.media_pps is None:
+        return "-"
+    label = f"{speaker.media_pps:.0f}/s"
+    if speaker.verdict == Verdict.STALLED:
+        return Text(label, style="bold red")
+    return label
 
 
 def step_label(step: str, width: int = STEP_WIDTH) -> str:
@@ -98,13 +109,25 @@ MEDIUM = 99
 NARROW = 77
 
 
-def columns_for(width: int) -> tuple[tuple[str, str], ...]:
-    """The column set that fits a table `width` cells wide (0 = not laid out yet: all)."""
-    if width == 0 or width >= WIDE:
-        return COLUMNS_WIDE
-    if width >= MEDIUM:
-        return COLUMNS_MEDIUM
-    return COLUMNS_NARROW if width >= NARROW else COLUMNS_MINIMAL
+#: The HCI media column ('Media', e.g. '71/s'), shown only when an HCI source runs.
+MEDIA_COLUMN = ("media", "Media")
+MEDIA_WIDTH = 8
+
+
+def columns_for(width: int, media: bool = False) -> tuple[tuple[str, str], ...]:
+    """The column set that fits a table `width` cells wide (0 = not laid out yet: all);
+    `media`: an HCI source runs, so the media column goes after the codec."""
+    extra = MEDIA_WIDTH if media else 0
+    if width == 0 or width >= WIDE + extra:
+        columns = COLUMNS_WIDE
+    elif width >= MEDIUM + extra:
+        columns = COLUMNS_MEDIUM
+    else:
+        columns = COLUMNS_NARROW if width >= NARROW + extra else COLUMNS_MINIMAL
+    if not media:
+        return columns
+    at = [key for key, _ in columns].index("codec") + 1
+    return (*columns[:at], MEDIA_COLUMN, *columns[at:])
 
 
 class FleetTable(DataTable[Text | str]):
@@ -144,7 +167,7 @@ class FleetTable(DataTable[Text | str]):
     def show(self, snapshot: FleetSnapshot) -> None:
         """Bring the table in line with a snapshot, touching only cells that changed."""
         self._snapshot = snapshot
-        columns = columns_for(self.size.width)
+        columns = columns_for(self.size.width, bool(snapshot.hci_status))
         order = [s.path for s in snapshot.speakers]
         if columns != self._columns or order != self._order:
             self._rebuild(snapshot, columns)
@@ -160,7 +183,9 @@ class FleetTable(DataTable[Text | str]):
         else:
             self._steps.pop(address, None)
         snapshot = self._snapshot
-        if snapshot is None or self._columns != columns_for(self.size.width):
+        if snapshot is None or self._columns != columns_for(
+            self.size.width, bool(snapshot.hci_status)
+        ):
             return
         for speaker in snapshot.speakers:
             if speaker.address == address and speaker.path in self._cells:
@@ -208,8 +233,10 @@ class FleetTable(DataTable[Text | str]):
             self.move_cursor(row=self._order.index(selected), animate=False)
 
     def on_resize(self) -> None:
-        columns = columns_for(self.size.width)
-        if self._snapshot is not None and columns != self._columns:
+        if self._snapshot is None:
+            return
+        columns = columns_for(self.size.width, bool(self._snapshot.hci_status))
+        if columns != self._columns:
             self._rebuild(self._snapshot, columns)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -68,7 +68,9 @@ class StatusBar(Static):
 
     _shown: Text | None = None
 
-    def show(self, status: SourceStatus, warnings: int, log_problem: str = "") -> None:
+    def show(
+        self, status: SourceStatus, warnings: int, log_problem: str = "", hci: str = ""
+    ) -> None:
         text = Text(" ")
         label = {
             SourceState.CONNECTED: "OK",
@@ -78,6 +80,8 @@ class StatusBar(Static):
         }[status.state]
         text.append(f"{label} ", style=f"reverse {SOURCE_STYLE[status.state]}")
         text.append(f" {status.detail}")
+        if hci:
+            text.append(f"  ·  {hci}")
         if warnings:
             text.append(f"  ({warnings} warning(s) in the log)", style="yellow")
         if log_problem:
@@ -116,6 +120,8 @@ def speaker_details(speaker: Speaker, now: float) -> Table:
         delay = f"{transport.delay_ms:.0f} ms" if transport.delay_ms is not None else "-"
         volume = f"{transport.volume} of 127" if transport.volume is not None else "-"
         grid.add_row("Delay / volume", f"{delay} / {volume}")
+    if speaker.media_pps is not None:  # an HCI source counts its A2DP media packets
+        grid.add_row("HCI media", f"{speaker.media_pps:.0f} packets/s")
     grid.add_row(
         "Battery", f"{speaker.battery}%" if speaker.battery is not None else "not reported"
     )

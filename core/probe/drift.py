@@ -1,0 +1,118 @@
+"""Drift from repeated probes: each speaker's offset history and its clock drift rate (ppm).
+
+Pure: probes come in as events, time as data. The thresholds are DESIGN §1/§8's: within 15 ms
+the fleet is tight, beyond 40 ms listeners hear an echo.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from core.events import ProbeEvent
+from core.model import ECHO_MS, TIGHT_MS, DriftSummary, SpeakerProbe, sync_word
+
+__all__ = ["ECHO_MS", "TIGHT_MS", "ProbeHistory", "sync_word", "with_offsets"]
+
+#: Probes kept per speaker for the plot and the drift rate (five-minute probes: ~2 days).
+HISTORY: Final = 500
+#: The drift rate needs this many probes of a speaker spanning at least DRIFT_MIN_SPAN_S: a
+#: 100 ppm clock moves 6 ms a minute, so a minute's span tells it apart from probe noise.
+DRIFT_MIN_PROBES: Final = 3
+DRIFT_MIN_SPAN_S: Final = 60.0
+#: Only this many most recent probes make the rate (a reconnect resets the latency).
+DRIFT_WINDOW: Final = 20
+
+
+def with_offsets(results: Iterable[SpeakerProbe]) -> tuple[tuple[SpeakerProbe, ...], float | None]:
+    """Each heard speaker's offset from the fleet's median latency, and the spread (ms)."""
+    results = tuple(results)
+    latencies = sorted(r.latency_ms for r in results if r.detected and r.latency_ms is not None)
+    if not latencies:
+        return results, None
+    middle = len(latencies) // 2
+    median = (
+        latencies[middle] if len(latencies) % 2 else (latencies[middle - 1] + latencies[middle]) / 2
+    )
+    spread = latencies[-1] - latencies[0] if len(latencies) > 1 else None
+    out = tuple(
+        _replace_offset(r, r.latency_ms - median)
+        if r.detected and r.latency_ms is not None
+        else _replace_offset(r, None)
+        for r in results
+    )
+    return out, spread
+
+
+def _replace_offset(result: SpeakerProbe, offset: float | None) -> SpeakerProbe:
+    return SpeakerProbe(
+        result.address,
+        result.name,
+        result.detected,
+        result.arrival_ms,
+        result.latency_ms,
+        offset,
+        result.snr_db,
+        result.level_dbfs,
+    )
+
+
+class ProbeHistory:
+    """Every probe seen (live or from the log), per speaker; summarised for the drift panel."""
+
+    def __init__(self) -> None:
+        self.latest: ProbeEvent | None = None
+        #: Address -> deque of (t, latency_ms, offset_ms) of the probes that heard it.
+        self._heard: dict[str, deque[tuple[float, float, float]]] = {}
+        self.problem = ""
+
+    def add(self, event: ProbeEvent) -> None:
+        if self.latest is None or event.t >= self.latest.t:
+            self.latest = event
+            self.problem = ""
+        for result in event.results:
+            if not result.detected or result.latency_ms is None or result.offset_ms is None:
+                continue
+            series = self._heard.setdefault(result.address, deque(maxlen=HISTORY))
+            series.append((event.t, result.latency_ms, result.offset_ms))
+
+    def load(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Probe records of the event log (oldest first); returns how many were taken."""
+        count = 0
+        for record in records:
+            if record.get("type") == "probe":
+                self.add(ProbeEvent.from_json(dict(record)))
+                count += 1
+        return count
+
+    def drift_ppm(self, address: str) -> float | None:
+        """Least-squares slope of the latency over time, in ppm; None until enough probes."""
+        series = list(self._heard.get(address, ()))[-DRIFT_WINDOW:]
+        if len(series) < DRIFT_MIN_PROBES or series[-1][0] - series[0][0] < DRIFT_MIN_SPAN_S:
+            return None
+        times = [t for t, _, _ in series]
+        latencies = [latency for _, latency, _ in series]
+        mean_t = sum(times) / len(times)
+        mean_l = sum(latencies) / len(latencies)
+        den = sum((t - mean_t) ** 2 for t in times)
+        slope_ms_per_s = (
+            sum((t - mean_t) * (v - mean_l) for t, v in zip(times, latencies, strict=True)) / den
+        )
+        return slope_ms_per_s * 1000.0  # ms per s -> µs per s = ppm
+
+    def summary(self) -> DriftSummary | None:
+        latest = self.latest
+        if latest is None:
+            return None
+        history = {a: tuple((t, off) for t, _, off in s) for a, s in self._heard.items()}
+        rates = {a: r for a in self._heard if (r := self.drift_ppm(a)) is not None}
+        return DriftSummary(
+            t=latest.t,
+            results=latest.results,
+            spread_ms=latest.spread_ms,
+            history=history,
+            drift_ppm=rates,
+            source=latest.source,
+            problem=self.problem,
+        )

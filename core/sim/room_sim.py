@@ -1,0 +1,121 @@
+"""The demo's room: probes "played" on the demo speakers are rendered through simulated
+acoustics (each speaker's real latency, its clock drift, distance, reflections, noise) and
+handed to the real analysis (DESIGN §7, §8). The truth lives in `core.sim.scenario.ROOM`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from core.probe.runner import Recording, Target
+
+#: Speed of sound at 20 °C (m/s): distance -> acoustic delay.
+SOUND_M_S: Final = 343.0
+#: Silence before the probes in the simulated recording (s): the room's pre-roll.
+PRE_ROLL_S: Final = 0.05
+#: Recorded after the latest arrival (s): reverb tails and the gap finder need some.
+TAIL_S: Final = 0.4
+#: Background noise of the demo room relative to the probes (dB): a quiet soundcheck.
+ROOM_SNR_DB: Final = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSpeaker:
+    """A demo speaker's acoustic truth."""
+
+    #: Latency from host to sound at start (ms): the codec's buffer plus the speaker's DSP.
+    latency_ms: float
+    #: Its clock's error against the host's (ppm): latency grows by this many µs per second.
+    drift_ppm: float = 0.0
+    #: Distance to the microphone (m).
+    distance_m: float = 5.0
+    #: True when it plays nothing although BlueZ says it streams (the stalled speaker).
+    silent: bool = False
+
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+
+class RoomBackend:
+    """A probe backend that renders a simulated room instead of playing and recording."""
+
+    source = "simulated room"
+
+    def __init__(
+        self,
+        truth: Mapping[str, RoomSpeaker],
+        clock: Callable[[], float],
+        *,
+        seed: int = 11,
+        silent: Callable[[], frozenset[str]] | None = None,
+    ) -> None:
+        """`clock`: the demo's clock (drift accumulates on it); `silent`: addresses that
+        currently play nothing (e.g. stalled on HCI), in addition to the truth's."""
+        self.truth = dict(truth)
+        self.clock = clock
+        self.start = clock()
+        self.seed = seed
+        self.probes = 0
+        self.silent = silent
+
+    def latency_ms(self, address: str, now: float) -> float | None:
+        """The true latency of a speaker now (ms, acoustic path included), None if unheard."""
+        speaker = self.truth.get(address)
+        if speaker is None:
+            return None
+        drift = speaker.drift_ppm * 1e-6 * (now - self.start) * 1000.0
+        return speaker.latency_ms + drift + speaker.distance_m / SOUND_M_S * 1000.0
+
+    def capture(
+        self, targets: Sequence[Target], signals: NDArray[np.float64], rate: int
+    ) -> Recording:
+        import numpy as np
+
+        from core.probe.room import Room, SpeakerPath, render
+        from core.probe.signals import ProbeSet
+
+        now = self.clock()
+        self.probes += 1
+        rng = np.random.default_rng((self.seed, self.probes))
+        quiet = self.silent() if self.silent is not None else frozenset()
+        paths = []
+        for target in targets:
+            speaker = self.truth.get(target.address)
+            latency = self.latency_ms(target.address, now)
+            present = not (
+                speaker is None or latency is None or speaker.silent or target.address in quiet
+            )
+            delay_s = PRE_ROLL_S + (latency or 0.0) / 1000.0
+            # A wall behind the microphone: one reflection 4-12 ms later, sometimes louder.
+            reflections = (
+                (float(rng.uniform(0.004, 0.012)), float(rng.uniform(0.3, 1.1))),
+                (float(rng.uniform(0.015, 0.03)), float(rng.uniform(0.1, 0.4))),
+            )
+            gain = 1.0 / max(1.0, speaker.distance_m if speaker else 5.0) ** 0.5
+            paths.append(
+                SpeakerPath(
+                    delay_s=delay_s,
+                    gain=gain,
+                    reflections=reflections,
+                    skew_ppm=speaker.drift_ppm if speaker else 0.0,
+                    present=present,
+                )
+            )
+        samples = np.asarray(signals, dtype=np.float64)
+        longest = max((p.delay_s for p in paths), default=0.0)
+        duration = longest + samples.shape[-1] / rate + TAIL_S
+        room = Room(
+            paths=tuple(paths),
+            noise_snr_db=ROOM_SNR_DB,
+            music_db=None,
+            diffuse_tail_s=0.15,
+            duration_s=duration,
+        )
+        probes = ProbeSet(rate=rate, signals=samples, design={"source": "demo"})
+        recording = render(room, probes, rng)
+        emission = tuple(PRE_ROLL_S for _ in targets)
+        return Recording(rate, recording, emission)

@@ -1,0 +1,87 @@
+"""FleetState with an HCI source: media_pps shown with hysteresis, `stalled` after 1 s of
+silence on an active transport (DESIGN §3), and the probe's misses."""
+
+from __future__ import annotations
+
+from core.events import SpeakerEvent
+from core.fleet import FleetState, MediaFacts
+from core.model import Verdict
+from tests.unit.builders import CONNECTED, address, make_facts, transport
+
+T0 = 1_000.0
+
+
+def fleet(*numbers: int) -> FleetState:
+    state = FleetState()
+    state.set_source(CONNECTED, T0)
+    state.update({make_facts(n).path: make_facts(n) for n in numbers}, T0)
+    return state
+
+
+def verdict(state: FleetState, n: int) -> Verdict:
+    return state.speakers[make_facts(n).path].verdict
+
+
+def test_media_flowing_keeps_streaming_and_shows_the_rate() -> None:
+    state = fleet(1)
+    state.set_media({address(1): MediaFacts(71.5, T0 + 0.9)}, T0 + 1.0)
+    speaker = state.speakers[make_facts(1).path]
+    assert speaker.verdict == Verdict.STREAMING
+    assert speaker.media_pps == 71.5
+
+
+def test_active_transport_without_media_for_a_second_is_stalled() -> None:
+    state = fleet(1, 2)
+    state.set_media(
+        {address(1): MediaFacts(70.0, T0 + 4.9), address(2): MediaFacts(0.0, T0 + 3.8)}, T0 + 5.0
+    )
+    assert verdict(state, 1) == Verdict.STREAMING
+    assert verdict(state, 2) == Verdict.STALLED
+    # Media again: streaming again.
+    state.set_media(
+        {address(1): MediaFacts(70.0, T0 + 5.9), address(2): MediaFacts(35.0, T0 + 5.95)}, T0 + 6
+    )
+    assert verdict(state, 2) == Verdict.STREAMING
+
+
+def test_a_stream_that_just_started_gets_a_second_before_it_counts_as_stalled() -> None:
+    state = fleet()
+    idle = make_facts(3, transport=transport("idle", n=3))
+    state.update({idle.path: idle}, T0)
+    state.set_media({address(3): MediaFacts(0.0, None)}, T0 + 100)
+    assert verdict(state, 3) == Verdict.CONNECTED_IDLE
+    state.update({idle.path: make_facts(3)}, T0 + 200)  # transport goes active now
+    state.set_media({address(3): MediaFacts(0.0, T0 + 50)}, T0 + 200.5)
+    assert verdict(state, 3) == Verdict.STREAMING
+    state.set_media({address(3): MediaFacts(0.0, T0 + 50)}, T0 + 201.1)
+    assert verdict(state, 3) == Verdict.STALLED
+
+
+def test_an_address_hci_does_not_know_is_judged_by_bluez_alone() -> None:
+    state = fleet(1)
+    state.set_media({}, T0 + 30)
+    speaker = state.speakers[make_facts(1).path]
+    assert speaker.verdict == Verdict.STREAMING
+    assert speaker.media_pps is None
+
+
+def test_small_rate_jitter_makes_no_speaker_events() -> None:
+    state = fleet(1)
+    events = []
+    for i, pps in enumerate([70.0, 71.0, 69.5, 72.0, 68.0, 70.5]):
+        t = T0 + 1 + i * 0.5
+        events += state.set_media({address(1): MediaFacts(pps, t)}, t)
+    speaker_events = [e for e in events if isinstance(e, SpeakerEvent)]
+    assert len(speaker_events) == 1  # the first rate only
+    big = state.set_media({address(1): MediaFacts(20.0, T0 + 5)}, T0 + 5)
+    assert [e.speaker.media_pps for e in big if isinstance(e, SpeakerEvent)] == [20.0]
+
+
+def test_a_probe_miss_stalls_an_active_speaker_until_heard_again() -> None:
+    state = fleet(1, 2)
+    events = state.set_probe_missed(frozenset({address(2)}), T0 + 1)
+    assert verdict(state, 2) == Verdict.STALLED
+    assert verdict(state, 1) == Verdict.STREAMING
+    assert any(isinstance(e, SpeakerEvent) for e in events)
+    state.set_probe_missed(frozenset(), T0 + 2)
+    assert verdict(state, 2) == Verdict.STREAMING

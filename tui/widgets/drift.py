@@ -1,0 +1,164 @@
+"""DriftPanel: what the microphone heard — each speaker's offset against the 15 ms and 40 ms
+lines, its latency, its clock drift rate, and the offsets' history as a plot."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from core.describe import age, clock_time
+from core.model import ECHO_MS, TIGHT_MS, DriftSummary, sync_word
+from core.plot import braille_plot, symmetric_range
+
+#: Offsets drawn on the bar, ms each side of the fleet's median (beyond: an arrow at the end).
+BAR_RANGE_MS = 60.0
+BAR_WIDTH = 25
+#: Colours of the speakers' series in the plot (and their marker in the table).
+SERIES_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "white", "bright_cyan")
+SYNC_STYLES = {"tight": "green", "loose": "yellow", "echo": "bold red", "not heard": "bold red"}
+#: Plot size in cells; the x axis spans the probes kept in the history.
+PLOT_HEIGHT = 6
+PLOT_MIN_WIDTH = 20
+
+
+def offset_bar(offset_ms: float | None, width: int = BAR_WIDTH) -> Text:
+    """'┆····╎···●│····╎····┆': the offset against ±15 ms (╎) and ±40 ms (┆)."""
+    half = width // 2
+    scale = half / BAR_RANGE_MS
+
+    def column(ms: float) -> int:
+        return half + round(ms * scale)
+
+    cells = ["·"] * (2 * half + 1)
+    styles = ["bright_black"] * len(cells)
+    cells[half] = "│"
+    for ms, mark, style in ((TIGHT_MS, "╎", "green"), (ECHO_MS, "┆", "red")):
+        for side in (-1, 1):
+            cells[column(side * ms)], styles[column(side * ms)] = mark, style
+    if offset_ms is not None:
+        if abs(offset_ms) > BAR_RANGE_MS:
+            at, mark = (0, "◀") if offset_ms < 0 else (len(cells) - 1, "▶")
+        else:
+            at, mark = column(offset_ms), "●"
+        cells[at], styles[at] = mark, SYNC_STYLES[sync_word(offset_ms)]
+    text = Text()
+    for char, style in zip(cells, styles, strict=True):
+        text.append(char, style=style)
+    return text
+
+
+def _ms(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.1f} ms" if signed else f"{value:.1f} ms"
+
+
+def results_table(summary: DriftSummary) -> Table:
+    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    table.add_column("", no_wrap=True)
+    table.add_column("Speaker", no_wrap=True, max_width=16)
+    table.add_column("Offset", justify="right", no_wrap=True)
+    table.add_column(f"-{BAR_RANGE_MS:.0f}  ±15 ±40 ms  +{BAR_RANGE_MS:.0f}", no_wrap=True)
+    table.add_column("Latency", justify="right", no_wrap=True)
+    table.add_column("Sync", no_wrap=True)
+    table.add_column("Drift", justify="right", no_wrap=True)
+    for index, result in enumerate(summary.results):
+        word = sync_word(result.offset_ms) if result.detected else "not heard"
+        rate = summary.drift_ppm.get(result.address)
+        table.add_row(
+            Text("●", style=SERIES_STYLES[index % len(SERIES_STYLES)]),
+            result.name,
+            _ms(result.offset_ms, signed=True) if result.detected else "—",
+            offset_bar(result.offset_ms if result.detected else None),
+            _ms(result.latency_ms),
+            Text(word.upper() if word in ("echo", "not heard") else word, SYNC_STYLES[word]),
+            f"{rate:+.0f} ppm" if rate is not None else "…",
+        )
+    return table
+
+
+def history_plot(summary: DriftSummary, width: int, height: int = PLOT_HEIGHT) -> Text:
+    """Each speaker's offset over time (its colour), with the ±15 and ±40 ms lines."""
+    order = [r.address for r in summary.results]
+    series = [list(summary.history.get(a, ())) for a in order]
+    times = [t for s in series for t, _ in s]
+    label = f"offset, last {age(max(times) - min(times))}" if len(times) > 1 else "offset"
+    if not times:
+        return Text("no history yet", style="italic bright_black")
+    half = symmetric_range([v for s in series for _, v in s], ECHO_MS * 1.25)
+    axis = 7
+    rows = braille_plot(
+        series,
+        width=max(PLOT_MIN_WIDTH, width - axis),
+        height=height,
+        x_range=(min(times), max(max(times), min(times) + 1.0)),
+        y_range=(-half, half),
+        guides=(-ECHO_MS, -TIGHT_MS, TIGHT_MS, ECHO_MS),
+    )
+    text = Text(f"{label} (ms)\n", style="bold")
+    for number, row in enumerate(rows):
+        y = half - number * (2 * half) / max(1, height - 1)
+        text.append(f"{y:+6.0f} " if number in (0, height - 1) else "       ", "bright_black")
+        for cell in row:
+            if cell.series is not None:
+                text.append(cell.char, SERIES_STYLES[cell.series % len(SERIES_STYLES)])
+            elif cell.guide is not None:
+                text.append(cell.char, "red" if abs(cell.guide) >= ECHO_MS else "green")
+            else:
+                text.append(cell.char)
+        if number < height - 1:
+            text.append("\n")
+    return text
+
+
+def headline(summary: DriftSummary | None, probing: str, now: float) -> Text:
+    text = Text("Drift ", style="bold")
+    if probing:
+        text.append(f" {probing}", style="bold cyan")
+        return text
+    if summary is None:
+        return text.append(" no probe yet: press p to probe the speakers that play")
+    text.append(f" probe at {clock_time(summary.t)} ({age(now - summary.t)} ago, {summary.source})")
+    if summary.spread_ms is not None:
+        word = sync_word(summary.spread_ms)
+        text.append("  ·  spread ")
+        text.append(f"{summary.spread_ms:.1f} ms {word.upper()}", style=SYNC_STYLES[word])
+        limit = {"tight": f"≤ {TIGHT_MS:.0f}", "loose": f"≤ {ECHO_MS:.0f}"}.get(
+            word, f"> {ECHO_MS:.0f}"
+        )
+        text.append(f" ({limit} ms)", style="bright_black")
+    missing = [r.name for r in summary.results if not r.detected]
+    if missing:
+        text.append("  ·  not heard: ", style="")
+        text.append(", ".join(missing), style="bold red")
+    if summary.problem:
+        text.append(f"\n last probe failed: {summary.problem}", style="bold red")
+    return text
+
+
+class DriftPanel(Static):
+    """The drift panel under the fleet table (shown once a probe ran or runs)."""
+
+    _shown: object = None
+
+    def show(self, summary: DriftSummary | None, probing: str, now: float) -> None:
+        key = (summary, probing, int(now) // 10, self.size.width)
+        if key == self._shown:
+            return
+        self._shown = key
+        parts: list[object] = [headline(summary, probing, now)]
+        if summary is not None and summary.results:
+            table = results_table(summary)
+            left = 16 + 10 + BAR_WIDTH + 10 + 10 + 10 + 8
+            width = self.size.width - left - 4
+            if width >= PLOT_MIN_WIDTH + 7:
+                grid = Table.grid(padding=(0, 2))
+                grid.add_column(no_wrap=True)
+                grid.add_column(no_wrap=True)
+                grid.add_row(table, history_plot(summary, width))
+                parts.append(grid)
+            else:
+                parts.append(table)
+        self.update(Group(*parts))  # type: ignore[arg-type]
