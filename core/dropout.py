@@ -111,7 +111,11 @@ class DropoutDetector:
         return []
 
     def probe_missed(self, address: str, t: float) -> list[DropoutEvent]:
-        """A probe did not hear this speaker although it should play."""
+        """A probe did not hear this speaker although it should play (nothing new while a
+        dropout of it is already open: a stalled stream the probe confirms is one dropout)."""
+        spk = self.speakers.get(address)
+        if spk is not None and spk.open is not None:
+            return []
         return [self._start(address, "probe", t, now=t)]
 
     def tick(self, now: float) -> list[DropoutEvent]:

@@ -127,6 +127,8 @@ class Monitor:
         dropouts: list[DropoutEvent] = []
         for address in sorted(not_heard):
             dropouts.extend(self.detector.probe_missed(address, event.t))
+        # The verdicts the probe changed (stalled, or streaming again: that ends the dropout).
+        dropouts.extend(self.detector.observe_events(changes, now))
         self.state.version += 1  # the drift panel changed
         self._publish([event, *changes, *dropouts, *self._annotations(changes, dropouts, now)])
 

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
 EPILOG = """\
 keys in the TUI: ↑/↓ select · enter details · r resync · R resync all silent · c connect
-  d disconnect · esc cancel an action · l event log · a all devices · ? help · q quit
+  d disconnect · esc cancel an action · p probe (drift) · l event log · a all devices
+  ? help · q quit
 
 examples:
   btmon-tui                      watch the speakers on this host (BlueZ on the system bus)
@@ -47,6 +48,10 @@ examples:
   btmon-tui resync F4:4E:FD:10:22:04 --demo   reconnect the demo's ghost-connected speaker
   btmon-tui report --db ~/.local/state/btmon-tui/events.sqlite3   dropouts and their periods
   btmon-tui --replay events.sqlite3 --speed 20                     replay a recorded session
+  btmon-tui --hci-file /tmp/hci.btsnoop   count media packets from `sudo btmon -w /tmp/hci.btsnoop`
+  btmon-tui --probe-every 5m --input "USB Mic"   probe the drift every 5 minutes
+  btmon-tui probe --json                  play, record and analyse one probe now
+  btmon-tui snoop capture.btsnoop         media packets per speaker in a capture
 """
 
 #: Actions on one speaker: name -> (help line, description).

@@ -104,7 +104,9 @@ class ProbeHistory:
     def summary(self) -> DriftSummary | None:
         latest = self.latest
         if latest is None:
-            return None
+            if not self.problem:
+                return None
+            return DriftSummary(t=0.0, results=(), spread_ms=None, problem=self.problem)
         history = {a: tuple((t, off) for t, _, off in s) for a, s in self._heard.items()}
         rates = {a: r for a in self._heard if (r := self.drift_ppm(a)) is not None}
         return DriftSummary(

@@ -90,12 +90,13 @@ class RoomBackend:
                 speaker is None or latency is None or speaker.silent or target.address in quiet
             )
             delay_s = PRE_ROLL_S + (latency or 0.0) / 1000.0
-            # A wall behind the microphone: one reflection 4-12 ms later, sometimes louder.
+            # A wall behind the microphone: a reflection 4-12 ms after the direct sound,
+            # sometimes louder than it (the direct path is partly blocked), and a weaker one.
+            gain = 0.2 / max(1.0, speaker.distance_m if speaker else 5.0) ** 0.5
             reflections = (
-                (float(rng.uniform(0.004, 0.012)), float(rng.uniform(0.3, 1.1))),
-                (float(rng.uniform(0.015, 0.03)), float(rng.uniform(0.1, 0.4))),
+                (float(rng.uniform(0.004, 0.012)), gain * float(rng.uniform(0.3, 1.1))),
+                (float(rng.uniform(0.015, 0.03)), gain * float(rng.uniform(0.1, 0.4))),
             )
-            gain = 1.0 / max(1.0, speaker.distance_m if speaker else 5.0) ** 0.5
             paths.append(
                 SpeakerPath(
                     delay_s=delay_s,

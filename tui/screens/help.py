@@ -26,6 +26,11 @@ KEYS = (
     ("c", "connect the selected speaker"),
     ("d", "disconnect the selected speaker (asks first)"),
     ("esc", "cancel the selected speaker's running action"),
+    (
+        "p",
+        "probe now: a coded sound on every speaker that plays, recorded by the microphone; "
+        "the drift panel shows each one's latency and offset (15 ms tight, 40 ms echo)",
+    ),
     ("l", "show or hide the event log"),
     ("a", "show every paired device, or only speakers"),
     ("?", "this help"),
@@ -51,6 +56,11 @@ def help_table() -> Table:
         Text("Source", style="bold underline"),
         "BlueZ over D-Bus: Device1.Connected and the A2DP MediaTransport1.State. "
         "'Connected' alone does not mean audio: only an active transport does.",
+    )
+    table.add_row(
+        "",
+        "With --hci or --hci-file: the A2DP media packets each speaker really gets (Media "
+        "column); an active transport with no media for 1 s is 'stalled'.",
     )
     return table
 

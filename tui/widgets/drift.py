@@ -118,8 +118,11 @@ def headline(summary: DriftSummary | None, probing: str, now: float) -> Text:
     if probing:
         text.append(f" {probing}", style="bold cyan")
         return text
-    if summary is None:
-        return text.append(" no probe yet: press p to probe the speakers that play")
+    if summary is None or not summary.results:
+        text.append(" no probe yet: press p to probe the speakers that play")
+        if summary is not None and summary.problem:
+            text.append(f"\n last probe failed: {summary.problem}", style="bold red")
+        return text
     text.append(f" probe at {clock_time(summary.t)} ({age(now - summary.t)} ago, {summary.source})")
     if summary.spread_ms is not None:
         word = sync_word(summary.spread_ms)
