@@ -121,8 +121,8 @@ def run_probe_signal(args: argparse.Namespace) -> int:
 
 def run_analyze(args: argparse.Namespace) -> int:
     import numpy as np
-    from core.probe.analysis import ProbeError, analyze
 
+    from core.probe.analysis import ProbeError, analyze
     from core.probe.signals import load_reference
     from core.probe.wavio import WavError, read_wav
 
@@ -185,7 +185,7 @@ def list_devices() -> int:
     from core.probe import audio
 
     try:
-        devices = audio.list_devices()
+        devices = audio.list_devices(rescan=True)
     except audio.AudioError as exc:
         return fail(str(exc))
     print(f"{'#':>3}  {'in':>3} {'out':>3}  {'rate':>6}  name (host API)")
