@@ -1,0 +1,162 @@
+"""Matched filters for arrival estimation, built from any reference signal.
+
+The filter is conj(S) / smoothed|S|^2 x Hann(band): correlating a recording with it gives the
+room's impulse response from that speaker, band-limited by a Hann window, scaled so that a
+unit-gain path gives a peak of 1. Whitening by the reference's own (smoothed) spectrum makes the
+peak narrow for coloured references (speech, music); the Hann window keeps sidelobes near -31 dB
+so a weak direct path is not confused with a sidelobe of a louder reflection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import scipy.fft as sfft
+
+#: Smoothing width of the reference spectrum (Hz): wide enough to average out the per-bin
+#: scatter of a noise-like signal, narrow enough to follow a speaker-like spectral shape.
+SMOOTH_HZ: Final = 100.0
+#: Band of the filter: where the reference holds all but 0.5 % of its energy at each end,
+#: clamped to [150 Hz, 0.45 x rate] (room noise and music live below 150 Hz).
+BAND_ENERGY_TAIL: Final = 0.005
+MIN_HZ: Final = 150.0
+MAX_FRACTION_OF_RATE: Final = 0.45
+#: Whitening never boosts a frequency by more than 20 dB (limits noise gain in spectral holes).
+MAX_BOOST: Final = 0.01
+#: Room (samples) around the reference in the small FFT the filter is designed at: the
+#: smoothing and band window stretch the filter's response by ~1/SMOOTH_HZ = 10 ms each side.
+PAD: Final = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """The filter of one reference at one FFT size, and the facts the analysis needs."""
+
+    index: int
+    rate: int
+    length: int
+    n_fft: int
+    spectrum: np.ndarray
+    centroid: float
+    rms: float
+    band_hz: tuple[float, float]
+    #: filters of the first and second half of the reference at `local_fft` (skew fit), with
+    #: the energy centroid of each half in samples; empty for references under 50 ms
+    halves: tuple[np.ndarray, ...]
+    half_centroids: tuple[float, ...]
+    local_fft: int
+
+    def apply(self, recording_spectrum: np.ndarray) -> np.ndarray:
+        """Filter output at every lag: index k >= 0 puts the reference's sample 0 at recording
+        sample k; the end of the array holds the negative lags (circular correlation)."""
+        return np.asarray(sfft.irfft(recording_spectrum * self.spectrum, self.n_fft))
+
+    def half_outputs(self, segment: np.ndarray) -> list[np.ndarray]:
+        """Each half-filter's output over a short segment (lag k = segment sample k)."""
+        spectrum = sfft.rfft(segment, self.local_fft)
+        return [
+            np.asarray(sfft.irfft(spectrum * half, self.local_fft)[: len(segment)])
+            for half in self.halves
+        ]
+
+
+def _smoothed(power: np.ndarray, rate: int, size: int) -> np.ndarray:
+    """|S|^2 averaged over SMOOTH_HZ (moving average by cumulative sums)."""
+    width = max(1, round(SMOOTH_HZ / (rate / size)))
+    padded = np.concatenate([np.zeros(width // 2 + 1), power, np.zeros(width)])
+    sums = np.cumsum(padded)
+    return np.asarray((sums[width : width + len(power)] - sums[: len(power)]) / width)
+
+
+def _band(freqs: np.ndarray, power: np.ndarray, rate: int) -> tuple[float, float]:
+    cumulative = np.cumsum(power)
+    total = cumulative[-1] if cumulative.size else 0.0
+    lo, hi = MIN_HZ, MAX_FRACTION_OF_RATE * rate
+    if total > 0:
+        lo = max(lo, float(freqs[np.searchsorted(cumulative, BAND_ENERGY_TAIL * total)]))
+        top = min(len(freqs) - 1, int(np.searchsorted(cumulative, (1 - BAND_ENERGY_TAIL) * total)))
+        hi = min(hi, float(freqs[top]))
+    if hi - lo < 200.0:  # a near-pure tone: take the usable band rather than nothing
+        lo, hi = MIN_HZ, MAX_FRACTION_OF_RATE * rate
+    return lo, hi
+
+
+def _hann(freqs: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    lo, hi = band
+    inside = (freqs > lo) & (freqs < hi)
+    weight = np.zeros_like(freqs)
+    weight[inside] = 0.5 - 0.5 * np.cos(2 * np.pi * (freqs[inside] - lo) / (hi - lo))
+    return weight
+
+
+def _normalised(kernel_spectrum: np.ndarray, n_fft: int) -> float:
+    """Value at lag 0 of the inverse real FFT of `kernel_spectrum` (its peak)."""
+    total = kernel_spectrum[0].real + 2 * np.sum(kernel_spectrum[1:].real)
+    if n_fft % 2 == 0:
+        total -= kernel_spectrum[-1].real  # the Nyquist bin is not doubled
+    return float(total / n_fft)
+
+
+def _filter_spectrum(
+    spectrum: np.ndarray,
+    n_fft: int,
+    weight: np.ndarray,
+    power: np.ndarray,
+) -> np.ndarray:
+    """W conj(S) / max(P, floor), scaled so that the kernel W|S|^2/P peaks at 1."""
+    in_band = weight > 0
+    floor = MAX_BOOST * float(power[in_band].max()) if np.any(in_band) else 1.0
+    filt = weight * np.conj(spectrum) / np.maximum(power, max(floor, 1e-300))
+    peak = _normalised(spectrum * filt, n_fft)
+    return np.asarray(filt / peak) if peak > 0 else filt
+
+
+def _centroid(signal: np.ndarray) -> float:
+    energy = signal**2
+    total = float(energy.sum())
+    return float(np.sum(np.arange(len(signal)) * energy) / total) if total > 0 else 0.0
+
+
+def make_filter(signal: np.ndarray, rate: int, n_fft: int, index: int) -> Filter:
+    """The filter of `signal` (reference `index`, 1-based) for recordings FFT'd at `n_fft`."""
+    length = len(signal)
+    local = sfft.next_fast_len(length + 2 * PAD, real=True)
+    local_freqs = np.fft.rfftfreq(local, 1.0 / rate)
+    local_spectrum = sfft.rfft(signal, local)
+    power = _smoothed(np.abs(local_spectrum) ** 2, rate, local)
+    band = _band(local_freqs, power, rate)
+    local_weight = _hann(local_freqs, band)
+    local_filter = _filter_spectrum(local_spectrum, local, local_weight, power)
+    # The filter's impulse response spans lags -(length + ~20 ms) .. +20 ms: design it at the
+    # small local size, then place it (negative lags at the end) in an n_fft-long array.
+    response = sfft.irfft(local_filter, local)
+    split = local - length - PAD // 2
+    padded = np.zeros(n_fft, dtype=np.float32)  # single precision, as the recording's FFT
+    padded[:split] = response[:split]
+    padded[n_fft - (local - split) :] = response[split:]
+    spectrum = sfft.rfft(padded)
+    halves: list[np.ndarray] = []
+    centroids: list[float] = []
+    middle = length // 2
+    if length >= rate // 20 and np.any(signal[:middle]) and np.any(signal[middle:]):
+        # >= 50 ms: each half still carries a usable peak
+        first = sfft.rfft(signal[:middle], local)
+        for offset, half_spectrum in ((0, first), (middle, local_spectrum - first)):
+            halves.append(_filter_spectrum(half_spectrum, local, local_weight, 0.5 * power))
+            part = signal[:middle] if offset == 0 else signal[middle:]
+            centroids.append(offset + _centroid(part))
+    return Filter(
+        index=index,
+        rate=rate,
+        length=length,
+        n_fft=n_fft,
+        spectrum=spectrum,
+        centroid=_centroid(signal),
+        rms=float(np.sqrt(np.mean(signal**2))),
+        band_hz=band,
+        halves=tuple(halves),
+        half_centroids=tuple(centroids),
+        local_fft=local,
+    )

@@ -1,0 +1,1 @@
+"""Tests of the probe DSP: WAV I/O, probe signals, the simulated room and arrival analysis."""
