@@ -31,7 +31,9 @@ time.tzset()
 from core.model import SourceState  # noqa: E402
 from core.sim.daemon import DemoUnavailable  # noqa: E402
 from core.sim.demo import DemoFleet  # noqa: E402
-from core.sim.scenario import seed_history  # noqa: E402
+from core.sim.room_sim import RoomBackend  # noqa: E402
+from core.sim.scenario import ROOM  # noqa: E402
+from core.sim.scene import scene_history, scene_monitor  # noqa: E402
 from tui.app import BtmonApp, make_app  # noqa: E402
 from tui.widgets.fleet_table import FleetTable  # noqa: E402
 
@@ -43,6 +45,8 @@ FROZEN_SPEED: Final = 0.001
 LOAD_TIMEOUT_S: Final = 10.0
 #: How the CLI names the demo bus (a socket path would change every run).
 DEMO_LABEL: Final = "the demo bus"
+#: The scene's simulated HCI capture, written next to the screenshots while they are taken.
+CAPTURE: Final = ".demo.btsnoop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,7 @@ SHOTS: Final = (
     Shot("main-80x24", (80, 24)),
     Shot("help", (100, 30), ("question_mark",)),
     Shot("wide", (140, 40), ("down", "down")),  # side panel on 'Sub Bass'
+    Shot("drift", (150, 44), ("down", "down")),  # the drift panel under the table
     # Last: it leaves 'Bar' mid-resync in the shared demo (at this speed its Disconnect takes
     # minutes, so the step stays on screen); the shots before see the fleet untouched.
     Shot("action", (100, 30), ("down", "down", "down", "r")),
@@ -67,17 +72,25 @@ SHOTS: Final = (
 
 
 def fleet_on_screen(app: BtmonApp) -> bool:
+    """The whole fleet, with the HCI media rates in (the Media column)."""
     snapshot = app.snapshot
     return (
         snapshot is not None
         and snapshot.source.state == SourceState.CONNECTED
         and app.query_one(FleetTable).row_count == len(snapshot.speakers) > 0
+        and any(s.media_pps is not None for s in snapshot.speakers)
     )
 
 
-async def take(address: str, shot: Shot, out: Path) -> Path:
+async def take(address: str, shot: Shot, out: Path, records: list[dict[str, object]]) -> Path:
+    clock = lambda: FIXED_NOW  # noqa: E731
+    monitor = scene_monitor(address, clock, out / CAPTURE, DEMO_LABEL)
     app = make_app(
-        address, bus_label=DEMO_LABEL, clock=lambda: FIXED_NOW, history=seed_history(FIXED_NOW)
+        address,
+        clock=clock,
+        history=records,
+        monitor=monitor,
+        probe_backend=RoomBackend(ROOM, clock),
     )
     async with app.run_test(size=shot.size) as pilot:
         deadline = time.monotonic() + LOAD_TIMEOUT_S
@@ -133,12 +146,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"screenshots: error: {exc}", file=sys.stderr)
         return 2
     try:
+        records = scene_history(FIXED_NOW, args.out / CAPTURE)
         for shot in SHOTS:
-            svg = asyncio.run(take(address, shot, args.out))
+            svg = asyncio.run(take(address, shot, args.out, records))
             png = to_png(svg, rsvg)
             print(f"{svg.relative_to(ROOT) if svg.is_relative_to(ROOT) else svg}  {png.name}")
     finally:
         fleet.stop()
+        (args.out / CAPTURE).unlink(missing_ok=True)
     return 0
 
 

@@ -44,6 +44,11 @@ DUE_WARNING_S = 30
 MIN_WIDTH, MIN_HEIGHT = 60, 12
 #: Width from which the detail panel sits beside the table.
 SIDE_PANEL_WIDTH = 120
+#: Height from which the drift panel shows under the table (below it, probes show as toasts
+#: and in the event log: the fleet table comes first).
+DRIFT_PANEL_HEIGHT = 30
+#: With --probe-every, the first probe runs this long after start (the fleet is known by then).
+FIRST_PROBE_S = 2.0
 #: Seconds an action's outcome stays on screen as a toast (failures need reading).
 DONE_TOAST_S, FAILED_TOAST_S = 5, 12
 #: Actions that act on the fleet view's speakers (hidden on the help and detail screens).
@@ -134,6 +139,7 @@ class BtmonApp(App[int]):
         self.run_feed()
         self.set_interval(RENDER_INTERVAL_S, self.pull)
         if self.probe_every_s:
+            self.set_timer(FIRST_PROBE_S, self._periodic_probe)
             self.set_interval(self.probe_every_s, self._periodic_probe)
         self.query_one(FleetTable).focus()
         self._apply_size()
@@ -186,7 +192,8 @@ class BtmonApp(App[int]):
 
     def _show_drift(self, snapshot: FleetSnapshot) -> None:
         panel = self.query_one(DriftPanel)
-        visible = snapshot.drift is not None or bool(snapshot.probing)
+        has_data = snapshot.drift is not None or bool(snapshot.probing)
+        visible = has_data and self.size.height >= DRIFT_PANEL_HEIGHT
         panel.set_class(visible, "shown")
         if visible:
             panel.show(snapshot.drift, snapshot.probing, snapshot.t)
@@ -321,6 +328,12 @@ class BtmonApp(App[int]):
                 f"{MIN_WIDTH}×{MIN_HEIGHT}.\nEnlarge the window, or press q to quit."
             )
         self.query_one("#main").set_class(width >= SIDE_PANEL_WIDTH, "wide")
+        if self.snapshot is not None:
+            self.query_one(DriftPanel).set_class(
+                height >= DRIFT_PANEL_HEIGHT
+                and (self.snapshot.drift is not None or bool(self.snapshot.probing)),
+                "shown",
+            )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Toggles and actions act on the fleet view only: hide them on other screens (where

@@ -286,6 +286,8 @@ def _main(argv: Sequence[str] | None) -> int:
     return _with_source(args, lambda source: _run_tui(args, source), log=True)
 
 
+#: How often the demo probes its simulated room when --probe-every is not given (s).
+DEMO_PROBE_EVERY_S = 30.0
 #: Dropout history read from the log at start (days), so periods survive a restart.
 HISTORY_DAYS = 7
 #: How long `watch --ble` waits for BLE scanning to start or be refused (bleak's own
@@ -547,7 +549,8 @@ def _run_tui(args: argparse.Namespace, source: Source) -> int:
         monitor=monitor,
         timeouts=source.config.timeouts if source.config is not None else None,
         probe_backend=probe_backend(args, monitor.clock),
-        probe_every_s=args.probe_every,
+        # The demo probes its simulated room every 30 s, so the drift panel fills by itself.
+        probe_every_s=args.probe_every or (DEMO_PROBE_EVERY_S if args.demo else None),
     )
     _run_app(app)
     return app.return_code or 0

@@ -112,8 +112,9 @@ def run_probe_signal(args: argparse.Namespace) -> int:
         files = write_probe_dir(probes, out)
     except (OSError, WavError) as exc:
         return fail(f"cannot write to {out}: {exc}")
+    wavs = [f for f in files if f.suffix == ".wav"]
     print(
-        f"wrote {len(files)} probe signals ({probes.duration_s:.3f} s at {probes.rate} Hz) "
+        f"wrote {len(wavs)} probe signals ({probes.duration_s:.3f} s at {probes.rate} Hz) "
         f"and probe.json to {out}"
     )
     return 0

@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Final
 
-from core.sim.fake_bluez import FakeBluez
+from core.sim.fake_bluez import FakeBluez, SimDevice
 from core.sim.hci_sim import HciSim
 
 #: How often the capture catches up (s): well under the 1 s after which silence is `stalled`.
 STEP_S: Final = 0.2
 
 
-def sync_once(fake: FakeBluez, sim: HciSim, shown: dict[str, str], now: float) -> None:
+def sync_once(
+    devices: Mapping[str, SimDevice], sim: HciSim, shown: dict[str, str], now: float
+) -> None:
     """Bring the capture in line with the fleet; `shown`: address -> state last written."""
-    for address, dev in fake.devices.items():
+    for address, dev in devices.items():
         if dev.kind != "speaker" or not dev.has_a2dp:
             continue
         if not dev.connected:
@@ -52,7 +54,21 @@ async def feed_capture(fake: FakeBluez, path: Path, clock: Callable[[], float] =
     shown: dict[str, str] = {}
     try:
         while True:
-            sync_once(fake, sim, shown, clock())
+            sync_once(fake.devices, sim, shown, clock())
             await asyncio.sleep(STEP_S)
+    finally:
+        sim.close()
+
+
+def static_capture(devices: Iterable[SimDevice], path: Path, start: float, end: float) -> None:
+    """A finished capture of a fleet that did not change from `start` to `end` (screenshots:
+    the same packets every time)."""
+    sim = HciSim(path, now=start)
+    try:
+        sync_once({d.address: d for d in devices}, sim, {}, start)
+        t = start
+        while t < end:  # in demo-sized steps: the simulator skips media owed for long gaps
+            t = min(end, t + STEP_S)
+            sim.step(t)
     finally:
         sim.close()

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from core.events import ProbeEvent
 from core.probe.runner import Recording, Target
 
 #: Speed of sound at 20 °C (m/s): distance -> acoustic delay.
@@ -120,3 +121,32 @@ class RoomBackend:
         recording = render(room, probes, rng)
         emission = tuple(PRE_ROLL_S for _ in targets)
         return Recording(rate, recording, emission)
+
+
+def past_probes(
+    truth: Mapping[str, RoomSpeaker],
+    names: Mapping[str, str],
+    now: float,
+    *,
+    count: int,
+    every_s: float,
+) -> list[ProbeEvent]:
+    """Probes of the room as they would have come out at `now - k * every_s` (oldest first),
+    each through the real analysis: a drift history for screenshots and tests."""
+    from core.probe.runner import run_blocking
+
+    times = [now - every_s * k for k in range(count - 1, -1, -1)]
+    clock_at = iter(times)
+    current = [times[0]]
+
+    def clock() -> float:
+        return current[0]
+
+    backend = RoomBackend(truth, clock)
+    backend.start = now  # drift is counted from `now`: the past probes lie before it
+    targets = [Target(a, names.get(a, a), i + 1) for i, a in enumerate(truth)]
+    events = []
+    for t in clock_at:
+        current[0] = t
+        events.append(run_blocking(backend, targets, clock=clock))
+    return events
