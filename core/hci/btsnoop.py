@@ -138,8 +138,10 @@ class BtsnoopReader:
         """(buffer, offset of the record header, included length, flags, timestamp) per record,
         from bulk reads.
 
-        The fast path of the analysis reads the HCI packet straight out of ``buffer`` (it
-        starts at ``offset + 24``, :data:`RECORD`); :meth:`record` turns it into a Record."""
+        Reading starts at the stream's current position: the fast path of the analysis
+        (core.hci.fast_scan) walks the file itself, adds what it walked to :attr:`records`,
+        seeks past it and leaves the rest (and every warning) to this. The HCI packet starts at
+        ``offset + 24`` (:data:`RECORD`); :meth:`record` turns it into a Record."""
         read, unpack = self._stream.read, RECORD.unpack_from
         size = RECORD.size
         buffer, position = b"", 0
@@ -176,10 +178,10 @@ class BtsnoopReader:
             yield buffer, position, included, flags, timestamp
             position = end
 
-    def record(self, buffer: bytes, start: int, flags: int, timestamp: int) -> Record:
+    def record(self, buffer: bytes | bytearray, start: int, flags: int, timestamp: int) -> Record:
         """The Record of the raw record whose header starts at ``buffer[start]``."""
         original, included, _, drops, _ = RECORD.unpack_from(buffer, start)
-        data = buffer[start + RECORD.size : start + RECORD.size + included]
+        data = bytes(buffer[start + RECORD.size : start + RECORD.size + included])
         return self._record(unix_time(timestamp), flags, data, original, drops)
 
     def _record(self, t: float, flags: int, data: bytes, original: int, drops: int) -> Record:

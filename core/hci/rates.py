@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
-from core.hci.a2dp import A2dpAnalyzer
+from core.hci.a2dp import NO_CONNECTION, A2dpAnalyzer
 from core.hci.btsnoop import PacketType, Record
 
 #: DESIGN §3: `streaming` = media in the last 2 s; packets/s are counted over this window.
@@ -39,49 +39,43 @@ class MediaRates:
 
     def __init__(self, window_s: float = WINDOW_S) -> None:
         self.window_s = window_s
-        self.analyzer = A2dpAnalyzer()
+        self.analyzer = A2dpAnalyzer(on_media=self._media)
         #: Time of the first record seen: before it, nothing is known.
         self.started: float | None = None
         #: Time of the latest record seen.
         self.latest: float | None = None
         self._times: dict[str, deque[float]] = {}
         self._last: dict[str, float] = {}
-        self._counted: dict[str, int] = {}
         self._unattributed: dict[tuple[int, int], int] = {}
 
     def restart(self) -> None:
         """A new capture begins (file replaced): forget links, keep per-address history."""
-        self.analyzer = A2dpAnalyzer()
-        self._counted.clear()
+        self.analyzer = A2dpAnalyzer(on_media=self._media)
         self._unattributed.clear()
 
     def feed(self, record: Record) -> None:
         if self.started is None:
             self.started = record.time
         self.latest = record.time
+        unknown_before = self.analyzer.problems[NO_CONNECTION]
         self.analyzer.feed(record)
         if record.type is not PacketType.ACL or len(record.data) < 4:
             return
         key = (record.index, int.from_bytes(record.data[0:2], "little") & 0x0FFF)
-        link = self.analyzer.links.get(key)
-        if link is None:
+        if self.analyzer.problems[NO_CONNECTION] != unknown_before:
             if key in self._unattributed or len(self._unattributed) < MAX_UNATTRIBUTED:
                 self._unattributed[key] = self._unattributed.get(key, 0) + 1
-            return
-        if key in self._unattributed:  # a new connection reuses the handle: attributed now
+        elif key in self._unattributed:  # a new connection reuses the handle: attributed now
             del self._unattributed[key]
-        device = link.device
-        total = device.media_packets
-        new = total - self._counted.get(device.address, 0)
-        if new <= 0:
-            return
-        self._counted[device.address] = total
-        times = self._times.get(device.address)
+
+    def _media(self, address: str, direction: str, t: float) -> None:
+        """The analyzer's media hook: one packet of ``address`` at ``t``."""
+        times = self._times.get(address)
         if times is None:
-            times = self._times[device.address] = deque()
-        times.extend([record.time] * new)
-        self._last[device.address] = record.time
-        cutoff = record.time - self.window_s
+            times = self._times[address] = deque()
+        times.append(t)
+        self._last[address] = t
+        cutoff = t - self.window_s
         while times[0] < cutoff:
             times.popleft()
 
@@ -124,4 +118,4 @@ class MediaRates:
                 "media rate"
             )
         # The analyzer's own count of those packets says less than the line above.
-        return out + [x for x in self.analyzer.warnings() if "without Connection Complete" not in x]
+        return out + self.analyzer.warnings(leave_out={NO_CONNECTION})

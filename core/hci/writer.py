@@ -7,7 +7,6 @@ from typing import BinaryIO, Final
 
 from core.hci.btsnoop import (
     _H4,
-    MONITOR_TYPES,
     DATALINK_H1,
     DATALINK_H4,
     DATALINK_MONITOR,
@@ -15,6 +14,7 @@ from core.hci.btsnoop import (
     EPOCH_OFFSET_US,
     HEADER,
     MAGIC,
+    MONITOR_TYPES,
     RECORD,
     VERSION,
     PacketType,
