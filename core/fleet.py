@@ -44,10 +44,12 @@ MEDIA_PPS_HYSTERESIS = 0.2
 
 @dataclass(frozen=True, slots=True)
 class MediaFacts:
-    """What an HCI source says about one address: packets/s, last media packet (Unix s)."""
+    """What an HCI source says about one address: packets/s, last media packet (Unix s),
+    and since when it has watched the link (no media since then means none)."""
 
     pps: float
     last_media_t: float | None
+    since: float | None = None
 
 
 #: How long a Connected -> false waits for its Device1.Disconnected reason when this BlueZ is
@@ -253,7 +255,9 @@ class FleetState:
         """Facts plus what HCI and the probes know about this address."""
         transport = facts.transport
         if transport is not None and transport.state in ("active", "broadcasting"):
-            self._active_since.setdefault(path, now)
+            # Seen going active: media gets a grace from then. Active at first sight: it
+            # started before we looked, the HCI source knows since when it watched the link.
+            self._active_since.setdefault(path, now if path in self.speakers else -1.0)
         else:
             self._active_since.pop(path, None)
         media = self.media.get(facts.address)
@@ -262,11 +266,12 @@ class FleetState:
             return facts
         if media is None:
             return replace(facts, probe_missed=True)
-        # A stream that just started gets STALL_AFTER_S from its start before it counts.
-        since = self._active_since.get(path)
-        last = media.last_media_t
-        if since is not None and (last is None or last < since):
-            last = since
+        # Silence counts from the last media packet, but no earlier than the moment the HCI
+        # source began watching the link or (a stream that just started) the transport went
+        # active: each gets STALL_AFTER_S before it counts.
+        moments = (media.last_media_t, media.since, self._active_since.get(path))
+        known = [m for m in moments if m is not None and m >= 0]
+        last = max(known) if known else None
         return replace(
             facts,
             media_pps=self._shown_pps.get(facts.address, media.pps),

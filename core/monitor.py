@@ -46,6 +46,8 @@ class MediaRate(Protocol):
     def pps(self) -> float: ...
     @property
     def last_media_t(self) -> float | None: ...
+    @property
+    def since(self) -> float | None: ...
 
 
 class MediaSource(Protocol):
@@ -321,7 +323,7 @@ class Monitor:
         if self.hci is None:
             return []
         rates = self.hci.rates(now)
-        facts = {a: MediaFacts(r.pps, r.last_media_t) for a, r in rates.items()}
+        facts = {a: MediaFacts(r.pps, r.last_media_t, r.since) for a, r in rates.items()}
         return self.mirror.state.set_media(facts, now)
 
     async def _tick(self) -> None:

@@ -5,7 +5,7 @@ series that drew in it, and horizontal guide lines (±15 ms, ±40 ms) fill empty
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -99,15 +99,3 @@ def _line(a: tuple[int, int], b: tuple[int, int], put: Callable[[int, int], None
         if e2 <= dx:
             err += dx
             y0 += sy
-
-
-def symmetric_range(values: Mapping[str, Sequence[float]] | Sequence[float], floor: float) -> float:
-    """Half-height of a y axis centred on 0 that shows every value (at least `floor`)."""
-    flat: list[float] = []
-    if isinstance(values, Mapping):
-        for seq in values.values():
-            flat.extend(seq)
-    else:
-        flat.extend(values)
-    biggest = max((abs(v) for v in flat), default=0.0)
-    return max(floor, biggest * 1.1)

@@ -18,10 +18,10 @@ from textual.widgets import Footer, Static
 from core.bluez.control import Controller, Timeouts
 from core.describe import age, countdown, describe_dropout, describe_event
 from core.events import ActionEvent, DropoutEvent, Event
-from core.model import DropoutSummary, FleetSnapshot, SourceStatus, Speaker
+from core.model import DropoutSummary, FleetSnapshot, SourceStatus, Speaker, sync_word
 from core.monitor import Monitor
 from core.probe.backends import MicBackend
-from core.probe.runner import Backend, ProbeFailed
+from core.probe.runner import Backend, ProbeFailed, missed
 from core.replay import ReplayMonitor
 from core.store import EventStore
 from tui.actions import ActionQueue, needs_resync
@@ -46,7 +46,7 @@ MIN_WIDTH, MIN_HEIGHT = 60, 12
 SIDE_PANEL_WIDTH = 120
 #: Height from which the drift panel shows under the table (below it, probes show as toasts
 #: and in the event log: the fleet table comes first).
-DRIFT_PANEL_HEIGHT = 30
+DRIFT_PANEL_HEIGHT = 36
 #: With --probe-every, the first probe runs this long after start (the fleet is known by then).
 FIRST_PROBE_S = 2.0
 #: Seconds an action's outcome stays on screen as a toast (failures need reading).
@@ -77,7 +77,7 @@ class BtmonApp(App[int]):
         Binding("c", "connect", "Connect"),
         Binding("d", "disconnect", "Disconnect"),
         Binding("p", "probe", "Probe"),
-        Binding("escape", "cancel_action", "Cancel", key_display="esc", show=False),
+        Binding("escape", "cancel_action", "Cancel", key_display="esc"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
         Binding("l", "toggle_log", "Log", show=False),
@@ -116,6 +116,8 @@ class BtmonApp(App[int]):
         self._source: SourceStatus | None = None
         self._warned = 0
         self._shown_log_problem = ""
+        #: What the last probe toast said (speakers not heard, the fleet's sync word).
+        self._probe_news: tuple[frozenset[str], str] = (frozenset(), "")
         #: Predicted dropout time already announced per speaker (one toast per prediction).
         self._warned_due: dict[str, float] = {}
 
@@ -225,6 +227,11 @@ class BtmonApp(App[int]):
         names = {r.address: r.name for r in event.results}
         line = describe_event(event.to_json(), names) or "probe done"
         heard_all = all(r.detected for r in event.results)
+        # A periodic probe speaks up only when its news differ from the previous one's.
+        news = (missed(event), sync_word(event.spread_ms) if event.spread_ms else "")
+        if not announce and news == self._probe_news:
+            return
+        self._probe_news = news
         self.notify(
             line,
             title="Probe",
@@ -339,6 +346,8 @@ class BtmonApp(App[int]):
         """Toggles and actions act on the fleet view only: hide them on other screens (where
         esc keeps its meaning: close, back, no)."""
         on_fleet_view = self.screen is self.screen_stack[0]
+        if action == "cancel_action" and not (self.actions.running or self.actions.queued):
+            return False  # esc (cancel) shows in the footer only while an action runs
         return on_fleet_view or action not in FLEET_ACTIONS
 
     def action_help(self) -> None:
@@ -476,7 +485,9 @@ class BtmonApp(App[int]):
             table.show_step(address, step)
 
     def _action_changed(self, address: str) -> None:
-        """An action started, ended or left the queue: show it in its row."""
+        """An action started, ended or left the queue: show it in its row (and esc in the
+        footer while any runs)."""
+        self.refresh_bindings()
         table = self._fleet_table()
         if table is not None:
             table.show_step(address, self.actions.step(address))

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.events import Event
-from core.sim.daemon import DemoUnavailable
 from tui.cli_probe import (
     add_input_args,
     add_probe_commands,
@@ -31,6 +29,7 @@ from tui.cli_probe import (
 
 if TYPE_CHECKING:
     from core.config import Config
+    from core.events import Event
     from core.monitor import Monitor
     from core.store import EventStore
     from tui.app import BtmonApp
@@ -313,6 +312,8 @@ class Source:
     #: Live HCI media counting: "monitor" (the HCI monitor channel), a growing btsnoop file's
     #: path (--hci-file; the demo's simulated capture), or None.
     hci: str | None = None
+    #: How the status bar names the capture (None: its path).
+    hci_label: str | None = None
 
 
 def _open_log(args: argparse.Namespace, *, default: bool) -> tuple[EventStore | None, str]:
@@ -362,7 +363,9 @@ def make_monitor(source: Source, *, include_all: bool, **kwargs: Any) -> Monitor
         from core.hci.live import HciLive
 
         kwargs["hci"] = (
-            HciLive.monitor() if source.hci == "monitor" else HciLive.follow(Path(source.hci))
+            HciLive.monitor()
+            if source.hci == "monitor"
+            else HciLive.follow(Path(source.hci), label=source.hci_label)
         )
     return Monitor(
         source.bus,
@@ -405,9 +408,12 @@ def _with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log:
             history.extend(store.read(since=since, types={"dropout", "probe"}))
         bus, label = args.bus, ""
         hci = "monitor" if getattr(args, "hci", False) else getattr(args, "hci_file", None)
+        hci_label = None
         if args.demo:
+            from core.sim.daemon import DemoUnavailable
             from core.sim.demo import DemoFleet
             from core.sim.scenario import seed_history
+            from core.sim.scene import DEMO_CAPTURE_LABEL
 
             fleet = DemoFleet(speed=args.speed)
             try:
@@ -420,6 +426,7 @@ def _with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log:
                 store.append(seeded)
             if getattr(args, "hci_file", None) is None and not getattr(args, "hci", False):
                 hci = fleet.hci_file  # the demo's simulated capture, unless asked otherwise
+                hci_label = DEMO_CAPTURE_LABEL
         return run(
             Source(
                 bus,
@@ -431,6 +438,7 @@ def _with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log:
                 ble=ble,
                 ble_force=bool(getattr(args, "ble_force", False)),
                 hci=hci,
+                hci_label=hci_label,
             )
         )
     finally:

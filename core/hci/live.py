@@ -187,13 +187,14 @@ class HciLive:
         window_s: float = WINDOW_S,
         clock: Callable[[], float] = time.time,
         poll_s: float = POLL_S,
+        label: str | None = None,
     ) -> HciLive:
         """A btsnoop file that `btmon -w` (or the demo) is still writing."""
 
         async def runner(live: HciLive) -> None:
             await live._read_file(Path(path), poll_s)
 
-        return cls(f"following {path}", runner, window_s=window_s, clock=clock)
+        return cls(label or f"following {path}", runner, window_s=window_s, clock=clock)
 
     # --- what the rest of the program reads --------------------------------------------------
     async def run(self) -> None:

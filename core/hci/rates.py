@@ -28,10 +28,13 @@ MAX_UNATTRIBUTED: Final = 64
 
 @dataclass(frozen=True, slots=True)
 class MediaRate:
-    """One speaker's media: packets/s over WINDOW_S and its last media packet (Unix s)."""
+    """One speaker's media: packets/s over WINDOW_S, its last media packet (Unix s), and
+    since when the capture has watched its link (its Connection Complete, Unix s): no media
+    since then means none, as every packet of the link passes the monitor."""
 
     pps: float
     last_media_t: float | None
+    since: float | None = None
 
 
 class MediaRates:
@@ -46,6 +49,8 @@ class MediaRates:
         self.latest: float | None = None
         self._times: dict[str, deque[float]] = {}
         self._last: dict[str, float] = {}
+        #: Address -> when its current link was seen to open.
+        self._linked: dict[str, float] = {}
         self._unattributed: dict[tuple[int, int], int] = {}
 
     def restart(self) -> None:
@@ -58,6 +63,13 @@ class MediaRates:
             self.started = record.time
         self.latest = record.time
         unknown_before = self.analyzer.problems[NO_CONNECTION]
+        if record.type is PacketType.EVENT:  # links open and close only on HCI events
+            links = dict(self.analyzer.links)
+            self.analyzer.feed(record)
+            for key, link in self.analyzer.links.items():
+                if links.get(key) is not link:
+                    self._linked[link.device.address] = record.time
+            return
         self.analyzer.feed(record)
         if record.type is not PacketType.ACL or len(record.data) < 4:
             return
@@ -99,7 +111,9 @@ class MediaRates:
                 self._times.pop(address, None)
                 continue
             count = len(times) if times else 0
-            result[address] = MediaRate(round(count / span, 3), self._last.get(address))
+            result[address] = MediaRate(
+                round(count / span, 3), self._last.get(address), self._linked.get(address)
+            )
         return result
 
     def speakers(self) -> int:

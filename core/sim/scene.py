@@ -16,6 +16,8 @@ from core.sim.scenario import DEFAULT_FLEET, ROOM, seed_history
 
 #: Seconds of simulated HCI capture before `now` (media packets/s are counted over 2 s).
 CAPTURE_S: Final = 5.0
+#: How the status bar names the demo's simulated capture.
+DEMO_CAPTURE_LABEL: Final = "simulated capture"
 #: The drift history: this many probes, this far apart, ending at `now`.
 PROBES: Final = 12
 PROBE_EVERY_S: Final = 30.0
@@ -31,4 +33,5 @@ def scene_history(now: float, capture: Path) -> list[dict[str, Any]]:
 
 def scene_monitor(address: str, clock: Callable[[], float], capture: Path, label: str) -> Monitor:
     """A Monitor of the demo bus that also reads the scene's HCI capture."""
-    return Monitor(address, bus_label=label, clock=clock, hci=HciLive.follow(capture, clock=clock))
+    hci = HciLive.follow(capture, clock=clock, label=DEMO_CAPTURE_LABEL)
+    return Monitor(address, bus_label=label, clock=clock, hci=hci)

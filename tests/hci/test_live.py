@@ -199,6 +199,7 @@ def test_a_speaker_connecting_after_the_start_is_attributed() -> None:
     # 100 packets in 1 s of capture (the rate's span is the capture's, at most 2 s)
     assert rates[A].pps == pytest.approx(100 / (s.t - T0), rel=0.01)
     assert rates[A].last_media_t == pytest.approx(s.t)
+    assert rates[A].since == pytest.approx(T0 + 0.5)  # its Connection Complete
     # after a disconnection the address drops out once its window is empty
     s.disconnect(9)
     media.feed(records(s)[-1])

@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
 from core.sim.demo import DemoFleet
-from core.sim.scenario import seed_history
+from core.sim.room_sim import RoomBackend
+from core.sim.scenario import ROOM, STALLED
+from core.sim.scene import scene_history, scene_monitor
 from tests.conftest import require_binary
 from tests.tui.helpers import FIXED_CLOCK, fleet_loaded, no_blink, screen_text, until
 from tui.app import BtmonApp, make_app
@@ -49,20 +53,45 @@ def demo_bus() -> Iterator[str]:
         yield address
 
 
-@pytest.fixture
-def app(demo_bus: str, stable_terminal: None) -> BtmonApp:
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    """The demo's still scene (core.sim.scene): an HCI capture and the history to load."""
+    capture = tmp_path_factory.mktemp("scene") / "demo.btsnoop"
+    return capture, scene_history(FIXED_CLOCK(), capture)
+
+
+def scene_app(address: str, scene: tuple[Path, list[dict[str, Any]]]) -> BtmonApp:
+    """The app as the screenshots show it: the demo fleet, its capture, its probe history."""
+    capture, records = scene
     return make_app(
-        demo_bus, bus_label=DEMO_LABEL, clock=FIXED_CLOCK, history=seed_history(FIXED_CLOCK())
+        address,
+        clock=FIXED_CLOCK,
+        history=records,
+        monitor=scene_monitor(address, FIXED_CLOCK, capture, DEMO_LABEL),
+        probe_backend=RoomBackend(ROOM, FIXED_CLOCK),
     )
 
 
+@pytest.fixture
+def app(demo_bus: str, stable_terminal: None, scene: tuple[Path, list[dict[str, Any]]]) -> BtmonApp:
+    return scene_app(demo_bus, scene)
+
+
 async def loaded(pilot: Pilot[object]) -> None:
-    """run_before: wait for the whole fleet, then stop every cursor from blinking."""
+    """run_before: wait for the whole fleet with its HCI rates (Foyer stalled), then stop
+    every cursor from blinking."""
     app = pilot.app
     assert isinstance(app, BtmonApp)
-    await until(pilot, lambda: fleet_loaded(app), what="the demo fleet")
+    await until(pilot, lambda: fleet_loaded(app) and stalled_seen(app), what="the demo fleet")
     no_blink(app)
     await pilot.pause()
+
+
+def stalled_seen(app: BtmonApp) -> bool:
+    snapshot = app.snapshot
+    return snapshot is not None and any(
+        s.address == STALLED and s.verdict.value == "stalled" for s in snapshot.speakers
+    )
 
 
 SnapCompare = Callable[..., bool]
@@ -83,6 +112,12 @@ def test_wide_140x40_with_side_panel(snap_compare: SnapCompare, app: BtmonApp) -
     assert snap_compare(app, terminal_size=(140, 40), press=["down", "down"], run_before=loaded)
 
 
+def test_drift_panel_150x44(snap_compare: SnapCompare, app: BtmonApp) -> None:
+    """From 36 rows the drift panel sits under the table: offsets against the 15/40 ms
+    lines, latency, drift rate and the history of twelve probes of the demo's room."""
+    assert snap_compare(app, terminal_size=(150, 44), press=["down", "down"], run_before=loaded)
+
+
 def test_help(snap_compare: SnapCompare, app: BtmonApp) -> None:
     """`?`: keys and what each verdict means."""
     assert snap_compare(app, terminal_size=(100, 30), press=["question_mark"], run_before=loaded)
@@ -101,16 +136,17 @@ def test_too_small(snap_compare: SnapCompare, app: BtmonApp) -> None:
 
 
 def test_bluez_gone(
-    snap_compare: SnapCompare, stable_terminal: None, request: pytest.FixtureRequest
+    snap_compare: SnapCompare,
+    stable_terminal: None,
+    request: pytest.FixtureRequest,
+    scene: tuple[Path, list[dict[str, Any]]],
 ) -> None:
     """bluetoothd stops: the status bar says WAITING and every verdict turns unknown."""
     require_binary("dbus-daemon", "dbus-daemon")
     fleet = DemoFleet(speed=FROZEN_SPEED)
     address = fleet.start()
     request.addfinalizer(fleet.stop)
-    app = make_app(
-        address, bus_label=DEMO_LABEL, clock=FIXED_CLOCK, history=seed_history(FIXED_CLOCK())
-    )
+    app = scene_app(address, scene)
 
     async def stop_bluez(pilot: Pilot[object]) -> None:
         await loaded(pilot)
@@ -126,7 +162,10 @@ def test_bluez_gone(
 
 
 def test_action_in_progress(
-    snap_compare: SnapCompare, stable_terminal: None, request: pytest.FixtureRequest
+    snap_compare: SnapCompare,
+    stable_terminal: None,
+    request: pytest.FixtureRequest,
+    scene: tuple[Path, list[dict[str, Any]]],
 ) -> None:
     """`r` on 'Bar': its verdict cell shows the resync's step, and esc (cancel) joins the footer.
 
@@ -135,9 +174,7 @@ def test_action_in_progress(
     fleet = DemoFleet(speed=FROZEN_SPEED)
     address = fleet.start()
     request.addfinalizer(fleet.stop)
-    app = make_app(
-        address, bus_label=DEMO_LABEL, clock=FIXED_CLOCK, history=seed_history(FIXED_CLOCK())
-    )
+    app = scene_app(address, scene)
 
     async def resync_bar(pilot: Pilot[object]) -> None:
         await loaded(pilot)

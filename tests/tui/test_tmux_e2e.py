@@ -7,6 +7,7 @@ quitting leaves nothing behind: no private dbus-daemon, no fake bluetoothd.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -27,6 +28,9 @@ pytestmark = [pytest.mark.tmux, pytest.mark.dbus]
 START_TIMEOUT_S = 20.0
 #: Seconds for a key press to show on screen.
 KEY_TIMEOUT_S = 5.0
+#: The demo's first probe comes 2 s after start; the analysis takes well under a second, but
+#: numpy and scipy load on the first one.
+PROBE_TIMEOUT_S = 20.0
 #: Seconds for the demo's resync of 'Bar' to end (about 3 s at the demo's speed).
 ACTION_TIMEOUT_S = 20.0
 #: An isolated tmux: no user config, no escape delay (so esc is esc at once), and the pane's
@@ -287,4 +291,27 @@ def test_sigterm_exits_cleanly(demo: Demo) -> None:
     os.kill(demo.app_pid, signal.SIGTERM)
     assert demo.exit_status() == 128 + signal.SIGTERM
     assert "Traceback" not in demo.tmux.screen()
+    demo.assert_all_gone()
+
+
+def test_demo_probes_by_itself_and_on_p(demo: Demo) -> None:
+    """In a tall terminal the demo's first probe fills the drift panel; p probes again."""
+    tmux = demo.tmux
+    demo.start(150, 44)
+
+    def panel_row(screen: str, name: str, word: str) -> bool:
+        return any(name in line and word in line for line in screen.splitlines())
+
+    screen = tmux.wait(
+        lambda s: panel_row(s, "Foyer", "NOT HEARD") and panel_row(s, "Sub Bass", "ECHO"),
+        "the first probe in the drift panel",
+        PROBE_TIMEOUT_S,
+    )
+    assert "simulated room" in screen
+    tmux.keys("p")
+    logged = re.compile(r"\d\d:\d\d:\d\d probe: 3 of 4 speakers heard")
+    tmux.wait(lambda s: len(logged.findall(s)) >= 2, "the log line of p", PROBE_TIMEOUT_S)
+    tmux.keys("q")
+    assert demo.exit_status() == 0
+    assert "Traceback" not in tmux.screen()
     demo.assert_all_gone()

@@ -85,3 +85,15 @@ def test_a_probe_miss_stalls_an_active_speaker_until_heard_again() -> None:
     assert any(isinstance(e, SpeakerEvent) for e in events)
     state.set_probe_missed(frozenset(), T0 + 2)
     assert verdict(state, 2) == Verdict.STREAMING
+
+
+def test_silence_counts_from_when_the_hci_source_began_watching_the_link() -> None:
+    """Active before we looked: a link watched for 5 s without one media packet is stalled;
+    one watched for half a second is not judged yet."""
+    state = fleet(1, 2)
+    state.set_media(
+        {address(1): MediaFacts(0.0, None, since=T0 - 5), address(2): MediaFacts(0.0, None, T0)},
+        T0 + 0.5,
+    )
+    assert verdict(state, 1) == Verdict.STALLED
+    assert verdict(state, 2) == Verdict.STREAMING

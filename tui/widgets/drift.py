@@ -10,7 +10,7 @@ from textual.widgets import Static
 
 from core.describe import age, clock_time
 from core.model import ECHO_MS, TIGHT_MS, DriftSummary, sync_word
-from core.plot import braille_plot, symmetric_range
+from core.plot import braille_plot
 
 #: Offsets drawn on the bar, ms each side of the fleet's median (beyond: an arrow at the end).
 BAR_RANGE_MS = 60.0
@@ -19,7 +19,7 @@ BAR_WIDTH = 25
 SERIES_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "white", "bright_cyan")
 SYNC_STYLES = {"tight": "green", "loose": "yellow", "echo": "bold red", "not heard": "bold red"}
 #: Plot size in cells; the x axis spans the probes kept in the history.
-PLOT_HEIGHT = 6
+PLOT_HEIGHT = 8
 PLOT_MIN_WIDTH = 20
 
 
@@ -84,10 +84,13 @@ def history_plot(summary: DriftSummary, width: int, height: int = PLOT_HEIGHT) -
     order = [r.address for r in summary.results]
     series = [list(summary.history.get(a, ())) for a in order]
     times = [t for s in series for t, _ in s]
-    label = f"offset, last {age(max(times) - min(times))}" if len(times) > 1 else "offset"
+    span = max(times) - min(times) if times else 0.0
+    label = f"offset (ms), last {age(span)}" if span > 0 else "offset (ms)"
     if not times:
         return Text("no history yet", style="italic bright_black")
-    half = symmetric_range([v for s in series for _, v in s], ECHO_MS * 1.25)
+    # The same ±60 ms as the bars, so the 15/40 ms lines stay apart; an offset beyond it
+    # runs along the edge (its exact value is in the table).
+    half = BAR_RANGE_MS
     axis = 7
     rows = braille_plot(
         series,
@@ -97,10 +100,10 @@ def history_plot(summary: DriftSummary, width: int, height: int = PLOT_HEIGHT) -
         y_range=(-half, half),
         guides=(-ECHO_MS, -TIGHT_MS, TIGHT_MS, ECHO_MS),
     )
-    text = Text(f"{label} (ms)\n", style="bold")
+    text = Text(f"{label}\n", style="bold")
     for number, row in enumerate(rows):
-        y = half - number * (2 * half) / max(1, height - 1)
-        text.append(f"{y:+6.0f} " if number in (0, height - 1) else "       ", "bright_black")
+        edge = {0: f"≥{half:+.0f} ", height - 1: f"≤{-half:+.0f} "}
+        text.append(edge.get(number, "       ").rjust(7), "bright_black")
         for cell in row:
             if cell.series is not None:
                 text.append(cell.char, SERIES_STYLES[cell.series % len(SERIES_STYLES)])
