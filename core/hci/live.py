@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
-from core.hci.btsnoop import MONITOR_TYPES, PacketType, Record
+from core.hci.btsnoop import MONITOR_TYPES, BtsnoopReader, PacketType, Record
 from core.hci.follow import READ_CHUNK, FileFollower, SnoopStream
 from core.hci.rates import WINDOW_S, MediaRate, MediaRates
 
@@ -195,6 +195,28 @@ class HciLive:
             await live._read_file(Path(path), poll_s)
 
         return cls(label or f"following {path}", runner, window_s=window_s, clock=clock)
+
+    @classmethod
+    def finished(
+        cls,
+        path: Path,
+        *,
+        label: str | None = None,
+        window_s: float = WINDOW_S,
+        clock: Callable[[], float] = time.time,
+    ) -> HciLive:
+        """A finished capture, read whole at once: a still picture of its last moments (the
+        screenshots' scene). Raises BtsnoopError for a file that is not btsnoop."""
+
+        async def runner(live: HciLive) -> None:
+            await asyncio.Event().wait()  # nothing more will come
+
+        live = cls(label or f"read {path}", runner, window_s=window_s, clock=clock)
+        with Path(path).open("rb") as stream:
+            for record in BtsnoopReader(stream):
+                live._feed(record)
+        live._state = "reading"
+        return live
 
     # --- what the rest of the program reads --------------------------------------------------
     async def run(self) -> None:

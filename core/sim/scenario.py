@@ -67,8 +67,9 @@ DEFAULT_FLEET: Final = (
         "5C:F3:70:99:00:08", "Spare", "hci2", codec="SBC", connected=False, transport_state=None
     ),
     # BlueZ says it streams; over the air it gets nothing (the HCI capture shows it stalled).
+    # On a dongle of its own, so that hci1 stays the quiet adapter `--ble` may scan on.
     SimDevice(
-        "F4:4E:FD:10:22:0A", "Foyer", "hci1", codec="SBC", delay_tenth_ms=1650, media_stalls=True
+        "F4:4E:FD:10:22:0A", "Foyer", "hci3", codec="SBC", delay_tenth_ms=1650, media_stalls=True
     ),
     # Not a speaker: hidden unless `a` / --all shows every paired device.
     SimDevice(
@@ -98,11 +99,12 @@ ROOM: Final[dict[str, RoomSpeaker]] = {
 
 
 def build_default(fake: FakeBluez) -> None:
-    """Two live adapters and a switched-off dongle; every verdict shows (`stalled` needs the
-    simulated HCI capture, which the demo reads)."""
+    """Three live adapters and a switched-off dongle; every verdict shows (`stalled` needs
+    the simulated HCI capture, which the demo reads)."""
     fake.add_adapter("hci0", "B8:27:EB:00:00:01", alias="stage-pi")
     fake.add_adapter("hci1", "00:E0:4C:00:00:02", alias="usb-dongle")
     fake.add_adapter("hci2", "00:E0:4C:00:00:03", alias="spare-dongle", powered=False)
+    fake.add_adapter("hci3", "00:E0:4C:00:00:04", alias="foyer-dongle")
     for dev in DEFAULT_FLEET:
         fake.add_device(SimDevice(**{f: getattr(dev, f) for f in dev.__dataclass_fields__}))
 

@@ -32,6 +32,7 @@ def scene_history(now: float, capture: Path) -> list[dict[str, Any]]:
 
 
 def scene_monitor(address: str, clock: Callable[[], float], capture: Path, label: str) -> Monitor:
-    """A Monitor of the demo bus that also reads the scene's HCI capture."""
-    hci = HciLive.follow(capture, clock=clock, label=DEMO_CAPTURE_LABEL)
+    """A Monitor of the demo bus with the scene's HCI capture read whole (a still picture:
+    the same rates every time; `btmon-tui --demo` follows its growing capture instead)."""
+    hci = HciLive.finished(capture, clock=clock, label=DEMO_CAPTURE_LABEL)
     return Monitor(address, bus_label=label, clock=clock, hci=hci)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from core.hci import writer as w
-from core.hci.btsnoop import BtsnoopReader, PacketType, Record
+from core.hci.btsnoop import BtsnoopError, BtsnoopReader, PacketType, Record
 from core.hci.live import (
     HciLive,
     HciSourceError,
@@ -349,3 +349,20 @@ async def test_catching_up_on_a_long_capture_does_not_block_the_event_loop(
     assert len(rates) == 8 and all(r.pps == pytest.approx(68.9, rel=0.03) for r in rates.values())
     live.close()
     await asyncio.wait_for(task, 5)
+
+
+async def test_a_finished_capture_is_read_whole_at_once(tmp_path: Path) -> None:
+    """The still picture of the screenshots: a done capture gives its final rates at once."""
+    sim = HciSim(tmp_path / "done.btsnoop", now=T0)
+    sim.connect(A, "Stage Left")
+    sim.start(A)
+    for step in range(1, 21):
+        sim.step(T0 + step * 0.25)
+    sim.close()
+    live = HciLive.finished(tmp_path / "done.btsnoop", label="still", clock=lambda: T0 + 5)
+    rate = live.rates(T0 + 5)[A]
+    assert rate.pps == pytest.approx(44100 / 128 / 5, rel=0.05)  # SBC, 5 frames a packet
+    assert live.status == "HCI: still, 1 speaker"
+    with pytest.raises(BtsnoopError):
+        (tmp_path / "not.btsnoop").write_text("hello")
+        HciLive.finished(tmp_path / "not.btsnoop")

@@ -19,13 +19,14 @@ from core.events import (
     DeviceEvent,
     DropoutEvent,
     Event,
+    ProbeEvent,
     RawEvent,
     SnapshotEvent,
     SourceEvent,
     SpeakerEvent,
     TransportEvent,
 )
-from core.model import FleetCounts
+from core.model import FleetCounts, SpeakerProbe
 from core.store import (
     COMMIT_BATCH,
     COMMIT_INTERVAL_S,
@@ -53,8 +54,11 @@ def every_event() -> list[Event]:
         TransportEvent(T + 3, ADDR, "idle", "SBC"),
         SourceEvent(T + 4, "waiting", "BlueZ left the bus"),
         DropoutEvent(T + 5, ADDR, "link", 3.5, "end", T + 8.5, ("AA:BB:CC:DD:EE:02",)),
-        RawEvent(T + 6, {"type": "probe", "t": T + 6, "results": [
-            {"address": ADDR, "arrival_ms": 151.2, "offset_ms": 3.4, "snr_db": 21.0}]}),
+        ProbeEvent(T + 6, (
+            SpeakerProbe(ADDR, "Bar", True, 201.2, 151.2, 3.4, 21.0, -30.5),
+            SpeakerProbe("AA:BB:CC:DD:EE:02", "Foyer", False),
+        ), None, "microphone", ("the recording clips (1.0% of samples at full scale)",)),
+        RawEvent(T + 6.5, {"type": "future-thing", "t": T + 6.5, "address": ADDR}),
         ActionEvent(T + 7, ADDR, "resync", "error", "br-connection-page-timeout",
                     "the speaker did not answer: is it on and in range?", 5.2),
     ]  # fmt: skip
@@ -102,7 +106,7 @@ def test_round_trip_of_every_event_type(db: Path) -> None:
         (T + 3, "transport", ADDR),
     ]
     assert {r[1] for r in rows} == {"snapshot", "speaker", "device", "transport", "source",
-                                    "dropout", "probe", "action"}  # fmt: skip
+                                    "dropout", "probe", "future-thing", "action"}  # fmt: skip
 
 
 def test_file_layout_matches_design(db: Path) -> None:
