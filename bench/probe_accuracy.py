@@ -29,7 +29,7 @@ if __package__ in (None, ""):
 
 from bench.common import fmt, machine, percentile, verdict
 from core.probe.analysis import analyze, textbook_arrivals
-from core.probe.room import REVERBS, Room, random_room, render
+from core.probe.room import REVERBS, Room, foreign_reference, random_room, render
 from core.probe.signals import ProbeSet, design_probes
 
 SNRS = (0.0, 10.0, 20.0, 40.0)
@@ -129,28 +129,6 @@ def _close_pair(rooms: int, seed_base: int) -> tuple[int, int]:
     return ok, rooms
 
 
-def _chirp() -> np.ndarray:
-    t = np.arange(int(0.3 * RATE)) / RATE
-    return 0.8 * np.sin(2 * np.pi * (200 * t + (8000 - 200) / (2 * t[-1]) * t**2))
-
-
-def _click() -> np.ndarray:
-    click = np.zeros(480)
-    click[0] = 0.9
-    return click
-
-
-def _speech() -> np.ndarray:
-    rng = np.random.default_rng(1)
-    n = int(0.4 * RATE)
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1 / RATE)
-    shape = sum(np.exp(-(((f - formant) / 200) ** 2)) for formant in (500, 1500, 2500)) + 0.05
-    syllables = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * np.arange(n) / RATE)
-    burst = np.fft.irfft(spectrum * shape, n) * syllables
-    return 0.8 * burst / np.abs(burst).max()
-
-
 def _with_reflection(extra_s: float, times_direct: float) -> Callable[[Room], Room]:
     def change(room: Room) -> Room:
         paths = tuple(
@@ -188,19 +166,19 @@ def _stress(rooms: int, seed_base: int) -> None:
         ),
         (
             "reference: a chirp (1 speaker)",
-            ProbeSet(RATE, _chirp()[np.newaxis], {}),
+            ProbeSet(RATE, foreign_reference("chirp", RATE)[np.newaxis], {}),
             {"snr_db": 0.0},
             None,
         ),
         (
             "reference: a click (1 speaker)",
-            ProbeSet(RATE, _click()[np.newaxis], {}),
+            ProbeSet(RATE, foreign_reference("click", RATE)[np.newaxis], {}),
             {"snr_db": 30.0},
             None,
         ),
         (
             "reference: speech-like (1 speaker)",
-            ProbeSet(RATE, _speech()[np.newaxis], {}),
+            ProbeSet(RATE, foreign_reference("speech", RATE)[np.newaxis], {}),
             {"snr_db": 0.0},
             None,
         ),

@@ -255,3 +255,29 @@ def random_room(
         noise_color=noise_color or str(rng.choice(NOISE_COLORS)),
         music_kind=music_kind or str(rng.choice(MUSIC_KINDS)),
     )
+
+
+#: Reference signals that are not our probes, for checking `analyze --reference REF.wav`.
+FOREIGN_KINDS: Final = ("chirp", "click", "speech")
+
+
+def foreign_reference(kind: str, rate: int) -> np.ndarray:
+    """A reference that is not one of our probes: a 0.3 s linear chirp 200 Hz-8 kHz, a single
+    click, or a 0.4 s speech-like burst (three formants, four syllables a second)."""
+    if kind == "chirp":
+        t = np.arange(int(0.3 * rate)) / rate
+        return np.asarray(0.8 * np.sin(2 * np.pi * (200 * t + (8000 - 200) / (2 * t[-1]) * t**2)))
+    if kind == "click":
+        click = np.zeros(int(0.01 * rate))
+        click[0] = 0.9
+        return click
+    if kind == "speech":
+        rng = np.random.default_rng(1)
+        n = int(0.4 * rate)
+        spectrum = np.fft.rfft(rng.standard_normal(n))
+        f = np.fft.rfftfreq(n, 1 / rate)
+        shape = sum(np.exp(-(((f - formant) / 200) ** 2)) for formant in (500, 1500, 2500)) + 0.05
+        syllables = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * np.arange(n) / rate)
+        burst = np.fft.irfft(spectrum * shape, n) * syllables
+        return np.asarray(0.8 * burst / np.abs(burst).max())
+    raise ValueError(f"unknown reference kind {kind!r} (known: {', '.join(FOREIGN_KINDS)})")

@@ -7,11 +7,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import scipy.signal as ssig
 
 from core.probe import ProbeError
 from core.probe.analysis import analyze, find_gaps, textbook_arrivals
-from core.probe.room import REVERBS, Room, SpeakerPath, random_room, render
+from core.probe.room import REVERBS, Room, SpeakerPath, foreign_reference, random_room, render
 from core.probe.signals import ProbeSet, design_probes
 
 RATE = 48000
@@ -102,32 +101,9 @@ def test_two_speakers_one_millisecond_apart() -> None:
         assert found.arrivals[i].arrival_ms == pytest.approx(paths[i].delay_s * 1000, abs=0.05)
 
 
-def _chirp() -> np.ndarray:
-    t = np.arange(int(0.3 * RATE)) / RATE
-    return 0.8 * ssig.chirp(t, 200, t[-1], 8000)
-
-
-def _click() -> np.ndarray:
-    click = np.zeros(480)
-    click[0] = 0.9
-    return click
-
-
-def _speech_burst() -> np.ndarray:
-    rng = np.random.default_rng(1)
-    n = int(0.4 * RATE)
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1 / RATE)
-    shape = sum(np.exp(-(((f - formant) / 200) ** 2)) for formant in (500, 1500, 2500)) + 0.05
-    burst = np.fft.irfft(spectrum * shape, n) * (
-        0.5 + 0.5 * np.sin(2 * np.pi * 4 * np.arange(n) / RATE)
-    )
-    return 0.8 * burst / np.abs(burst).max()
-
-
-@pytest.mark.parametrize(("make", "snr_db"), [(_chirp, 0.0), (_click, 30.0), (_speech_burst, 0.0)])
-def test_a_reference_that_is_not_ours(make, snr_db: float) -> None:
-    reference = ProbeSet(RATE, make()[np.newaxis, :], {})
+@pytest.mark.parametrize(("kind", "snr_db"), [("chirp", 0.0), ("click", 30.0), ("speech", 0.0)])
+def test_a_reference_that_is_not_ours(kind: str, snr_db: float) -> None:
+    reference = ProbeSet(RATE, foreign_reference(kind, RATE)[np.newaxis, :], {})
     for seed in range(4):
         rng = np.random.default_rng(100 + seed)
         room = random_room(rng, 1, snr_db=snr_db, reverb=REVERBS[seed])
