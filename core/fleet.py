@@ -97,8 +97,8 @@ class FleetState:
         self._shown_pps: dict[str, float] = {}
         #: Path -> when its transport last became active (media gets 1 s from then to flow).
         self._active_since: dict[str, float] = {}
-        #: Addresses the most recent probe did not hear although they should play.
-        self.probe_missed: frozenset[str] = frozenset()
+        #: Address -> when the most recent probe played to it and did not hear it.
+        self.probe_missed: dict[str, float] = {}
 
     @property
     def source_available(self) -> bool:
@@ -187,11 +187,16 @@ class FleetState:
                 self._shown_pps[address] = round(facts.pps, 1)
         return self.reclassify(now)
 
-    def set_probe_missed(self, addresses: frozenset[str], now: float) -> list[Event]:
-        """The addresses the latest probe did not hear (DESIGN §3: `stalled`)."""
-        if addresses == self.probe_missed:
+    def set_probe_missed(
+        self, addresses: frozenset[str], now: float, probe_t: float | None = None
+    ) -> list[Event]:
+        """The addresses the probe at `probe_t` (default: now) did not hear (DESIGN §3:
+        `stalled`, until a later probe hears them or their stream starts again)."""
+        at = now if probe_t is None else probe_t
+        missed = {address: at for address in addresses}
+        if missed.keys() == self.probe_missed.keys() and not missed:
             return []
-        self.probe_missed = addresses
+        self.probe_missed = missed
         return self.reclassify(now)
 
     def restore(self, speaker: Speaker) -> None:
@@ -261,7 +266,10 @@ class FleetState:
         else:
             self._active_since.pop(path, None)
         media = self.media.get(facts.address)
-        missed = facts.address in self.probe_missed
+        missed_at = self.probe_missed.get(facts.address)
+        # A stream (re)started after the probe that missed it (a resync) is new evidence.
+        started = self._active_since.get(path)
+        missed = missed_at is not None and (started is None or started <= missed_at)
         if media is None and not missed:
             return facts
         if media is None:

@@ -125,7 +125,7 @@ class Monitor:
         self.probes.add(event)
         not_heard = missed(event)
         state = self.mirror.state
-        changes = state.set_probe_missed(not_heard, now)
+        changes = state.set_probe_missed(not_heard, now, event.t)
         dropouts: list[DropoutEvent] = []
         for address in sorted(not_heard):
             dropouts.extend(self.detector.probe_missed(address, event.t))

@@ -18,7 +18,14 @@ from textual.widgets import Footer, Static
 from core.bluez.control import Controller, Timeouts
 from core.describe import age, countdown, describe_dropout, describe_event
 from core.events import ActionEvent, DropoutEvent, Event
-from core.model import DropoutSummary, FleetSnapshot, SourceStatus, Speaker, sync_word
+from core.model import (
+    DriftSummary,
+    DropoutSummary,
+    FleetSnapshot,
+    SourceStatus,
+    Speaker,
+    sync_word,
+)
 from core.monitor import Monitor
 from core.probe.backends import MicBackend
 from core.probe.runner import Backend, ProbeFailed, missed
@@ -315,11 +322,14 @@ class BtmonApp(App[int]):
         now = self.clock()
         if isinstance(self.screen, DetailScreen):
             speaker, summary = self._speaker(self.screen.path)
-            self.screen.show(speaker, self.feed.history, now, summary)
+            self.screen.show(speaker, self.feed.history, now, summary, self._drift())
         panel = self.query_one("#detail", DetailPanel)
         if panel.display or self.size.width >= SIDE_PANEL_WIDTH:
             speaker, summary = self._speaker(self.query_one(FleetTable).selected_path)
-            panel.show(speaker, self.feed.history, now, summary)
+            panel.show(speaker, self.feed.history, now, summary, self._drift())
+
+    def _drift(self) -> DriftSummary | None:
+        return self.snapshot.drift if self.snapshot is not None else None
 
     def on_resize(self, event: events.Resize) -> None:
         # This handler runs before App._on_resize stores the new size: use the event's.

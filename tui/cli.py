@@ -556,7 +556,7 @@ def _run_tui(args: argparse.Namespace, source: Source) -> int:
         log_error=source.log_error,
         monitor=monitor,
         timeouts=source.config.timeouts if source.config is not None else None,
-        probe_backend=probe_backend(args, monitor.clock),
+        probe_backend=probe_backend(args, monitor),
         # The demo probes its simulated room every 30 s, so the drift panel fills by itself.
         probe_every_s=args.probe_every or (DEMO_PROBE_EVERY_S if args.demo else None),
     )

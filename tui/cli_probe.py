@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.events import ProbeEvent
+    from core.monitor import Monitor
     from core.probe.runner import Backend
 
+#: With an HCI source, `probe` first lets it read this long (s): who gets media, who not.
+HCI_SETTLE_S = 1.0
 #: Most coded probes played at once (each needs its own sink and a distinct code).
 MAX_SPEAKERS = 32
 
@@ -225,13 +228,21 @@ def probe_table(event: ProbeEvent) -> str:
     return "\n".join(lines)
 
 
-def probe_backend(args: argparse.Namespace, clock: Any) -> Backend:
+def probe_backend(args: argparse.Namespace, monitor: Monitor) -> Backend:
     """The demo's simulated room, or the microphone the user chose."""
     if args.demo:
         from core.sim.room_sim import RoomBackend
         from core.sim.scenario import ROOM
 
-        return RoomBackend(ROOM, clock)
+        hci = monitor.hci
+
+        def silent() -> frozenset[str]:
+            # A speaker that gets no media on (simulated) HCI makes no sound in the room.
+            assert hci is not None
+            rates = hci.rates(monitor.clock())
+            return frozenset(a for a, rate in rates.items() if rate.pps == 0)
+
+        return RoomBackend(ROOM, monitor.clock, silent=silent if hci is not None else None)
     from core.probe.backends import MicBackend
 
     device: int | str | None = args.input
@@ -251,8 +262,11 @@ async def probe_once(args: argparse.Namespace, monitor: Any, ready_s: float) -> 
             state = monitor.state.source
             detail = state.detail if state.state != SourceState.CONNECTED else "no answer"
             return fail(f"BlueZ did not answer within {ready_s:g} s: {detail}")
+        if monitor.hci is not None:
+            # The HCI source's first look (media rates over HCI_SETTLE_S) before judging.
+            await asyncio.sleep(HCI_SETTLE_S)
         try:
-            event = await monitor.probe(probe_backend(args, monitor.clock), args.speaker)
+            event = await monitor.probe(probe_backend(args, monitor), args.speaker)
         except ProbeFailed as exc:
             return fail(str(exc))
         for warning in event.warnings:

@@ -54,8 +54,9 @@ class RoomBackend:
         seed: int = 11,
         silent: Callable[[], frozenset[str]] | None = None,
     ) -> None:
-        """`clock`: the demo's clock (drift accumulates on it); `silent`: addresses that
-        currently play nothing (e.g. stalled on HCI), in addition to the truth's."""
+        """`clock`: the demo's clock (drift accumulates on it); `silent`: the addresses that
+        play nothing right now (the demo asks its HCI capture: no media, no sound); without
+        it, the truth's `silent` flags say."""
         self.truth = dict(truth)
         self.clock = clock
         self.start = clock()
@@ -82,13 +83,16 @@ class RoomBackend:
         now = self.clock()
         self.probes += 1
         rng = np.random.default_rng((self.seed, self.probes))
-        quiet = self.silent() if self.silent is not None else frozenset()
+        if self.silent is not None:
+            quiet = self.silent()
+        else:
+            quiet = frozenset(a for a, speaker in self.truth.items() if speaker.silent)
         paths = []
         for target in targets:
             speaker = self.truth.get(target.address)
             latency = self.latency_ms(target.address, now)
             present = not (
-                speaker is None or latency is None or speaker.silent or target.address in quiet
+                speaker is None or latency is None or target.address in quiet
             )
             delay_s = PRE_ROLL_S + (latency or 0.0) / 1000.0
             # A wall behind the microphone: a reflection 4-12 ms after the direct sound,

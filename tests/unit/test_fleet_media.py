@@ -97,3 +97,15 @@ def test_silence_counts_from_when_the_hci_source_began_watching_the_link() -> No
     )
     assert verdict(state, 1) == Verdict.STALLED
     assert verdict(state, 2) == Verdict.STREAMING
+
+
+def test_a_stream_restarted_after_the_probe_that_missed_it_is_not_stalled_by_it() -> None:
+    """A resync after a probe missed the speaker: its new stream is not judged by the old
+    probe (the next probe will say)."""
+    state = fleet(1)
+    state.set_probe_missed(frozenset({address(1)}), T0 + 10, probe_t=T0 + 9)
+    assert verdict(state, 1) == Verdict.STALLED
+    facts = make_facts(1)
+    state.update({facts.path: make_facts(1, transport=transport("idle"))}, T0 + 20)
+    state.update({facts.path: facts}, T0 + 22)  # active again after the resync
+    assert verdict(state, 1) == Verdict.STREAMING

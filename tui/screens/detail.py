@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from core.events import Event
-from core.model import DropoutSummary, Speaker
+from core.model import DriftSummary, DropoutSummary, Speaker
 from tui.widgets.panels import DetailPanel
 
 
@@ -33,8 +33,9 @@ class DetailScreen(Screen[None]):
         events: Iterable[Event],
         now: float,
         dropouts: DropoutSummary | None = None,
+        drift: DriftSummary | None = None,
     ) -> None:
-        self.query_one(DetailPanel).show(speaker, events, now, dropouts)
+        self.query_one(DetailPanel).show(speaker, events, now, dropouts, drift)
 
     def action_back(self) -> None:
         self.dismiss(None)

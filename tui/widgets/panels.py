@@ -20,12 +20,14 @@ from core.describe import (
 from core.events import Event, SpeakerEvent, event_address, event_type
 from core.model import (
     VERDICT_MEANING,
+    DriftSummary,
     DropoutSummary,
     FleetSnapshot,
     SourceState,
     SourceStatus,
     Speaker,
     Verdict,
+    sync_word,
 )
 from tui.style import SOURCE_STYLE, VERDICT_STYLE
 
@@ -96,7 +98,7 @@ class StatusBar(Static):
             self.update(text)
 
 
-def speaker_details(speaker: Speaker, now: float) -> Table:
+def speaker_details(speaker: Speaker, now: float, drift: DriftSummary | None = None) -> Table:
     """The detail grid for one speaker."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -122,6 +124,9 @@ def speaker_details(speaker: Speaker, now: float) -> Table:
         grid.add_row("Delay / volume", f"{delay} / {volume}")
     if speaker.media_pps is not None:  # an HCI source counts its A2DP media packets
         grid.add_row("HCI media", f"{speaker.media_pps:.0f} packets/s")
+    probe = probe_line(speaker.address, drift)
+    if probe is not None:
+        grid.add_row("Probe", probe)
     grid.add_row(
         "Battery", f"{speaker.battery}%" if speaker.battery is not None else "not reported"
     )
@@ -133,6 +138,26 @@ def speaker_details(speaker: Speaker, now: float) -> Table:
         f"{clock_time(speaker.changed_t)} ({age(now - speaker.changed_t)} ago)",
     )
     return grid
+
+
+def probe_line(address: str, drift: DriftSummary | None) -> Text | None:
+    """What the latest probe heard of this speaker, or None when it was not probed."""
+    if drift is None:
+        return None
+    result = next((r for r in drift.results if r.address == address), None)
+    if result is None:
+        return None
+    when = f" ({clock_time(drift.t)})"
+    if not result.detected or result.latency_ms is None or result.offset_ms is None:
+        return Text(f"NOT HEARD by the last probe{when}", style="bold red")
+    word = sync_word(result.offset_ms)
+    text = Text(f"latency {result.latency_ms:.1f} ms, offset {result.offset_ms:+.1f} ms ")
+    text.append(word, style={"tight": "green", "loose": "yellow"}.get(word, "bold red"))
+    rate = drift.drift_ppm.get(address)
+    if rate is not None:
+        text.append(f", drift {rate:+.0f} ppm")
+    text.append(when)
+    return text
 
 
 def dropout_details(summary: DropoutSummary | None, now: float) -> Group:
@@ -161,6 +186,7 @@ class DetailPanel(Static):
         events: Iterable[Event],
         now: float,
         dropouts: DropoutSummary | None = None,
+        drift: DriftSummary | None = None,
     ) -> None:
         if speaker is None:
             self.update(Text("No speaker selected", style="italic"), layout=False)
@@ -180,7 +206,7 @@ class DetailPanel(Static):
                     break
         recent.reverse()
         # Redraw only when something shown changed ("Ns ago" moves once a second).
-        key = (speaker, dropouts, id(last_event), int(now))
+        key = (speaker, dropouts, id(last_event), int(now), drift)
         if key == self._shown_key:
             return
         self._shown_key = key
@@ -191,7 +217,7 @@ class DetailPanel(Static):
         self.update(  # its size is set by CSS: no relayout needed
             layout=False,
             content=Group(
-                speaker_details(speaker, now),
+                speaker_details(speaker, now, drift),
                 Text(""),
                 dropout_details(dropouts, now),
                 Text(""),
