@@ -91,9 +91,7 @@ class RoomBackend:
         for target in targets:
             speaker = self.truth.get(target.address)
             latency = self.latency_ms(target.address, now)
-            present = not (
-                speaker is None or latency is None or target.address in quiet
-            )
+            present = not (speaker is None or latency is None or target.address in quiet)
             delay_s = PRE_ROLL_S + (latency or 0.0) / 1000.0
             # A wall behind the microphone: a reflection 4-12 ms after the direct sound,
             # sometimes louder than it (the direct path is partly blocked), and a weaker one.
