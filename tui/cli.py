@@ -6,7 +6,6 @@ Headless commands never import Textual, so they start fast and run where it is m
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import signal
@@ -566,6 +565,7 @@ def _run_tui(args: argparse.Namespace, source: Source) -> int:
 
 def _run_app(app: BtmonApp) -> None:
     """Run the TUI; a hang-up or SIGTERM leaves through the same exit path as `q`."""
+    import asyncio
 
     def hang_up(signum: int, _frame: object) -> None:
         # A closed terminal (SSH drop: SIGHUP) or a kill (SIGTERM) would otherwise end the
@@ -586,6 +586,8 @@ def _run_app(app: BtmonApp) -> None:
 
 
 def _run_probe(args: argparse.Namespace, source: Source) -> int:
+    import asyncio
+
     monitor = make_monitor(source, include_all=args.include_all)
     monitor.load_history(source.history)
     try:
@@ -596,6 +598,8 @@ def _run_probe(args: argparse.Namespace, source: Source) -> int:
 
 
 def _run_watch(args: argparse.Namespace, source: Source) -> int:
+    import asyncio
+
     try:
         return asyncio.run(_watch(source, args.json, args.duration, args.include_all))
     except KeyboardInterrupt:
@@ -603,6 +607,8 @@ def _run_watch(args: argparse.Namespace, source: Source) -> int:
 
 
 async def _watch(source: Source, as_json: bool, duration: float | None, include_all: bool) -> int:
+    import asyncio
+
     from core.bluez.bus import BusUnavailable, open_bus
     from core.describe import clock_time, describe_event
 
@@ -709,6 +715,8 @@ def _check_action_args(args: argparse.Namespace) -> str:
 
 
 def _run_action(args: argparse.Namespace, source: Source) -> int:
+    import asyncio
+
     try:
         return asyncio.run(_act(args, source))
     except KeyboardInterrupt:
@@ -718,6 +726,8 @@ def _run_action(args: argparse.Namespace, source: Source) -> int:
 
 async def _act(args: argparse.Namespace, source: Source) -> int:
     """resync/connect/disconnect ADDRESS: progress in words, the action event with --json."""
+    import asyncio
+
     from core.bluez.bus import BusUnavailable, open_bus
 
     try:
@@ -736,6 +746,8 @@ async def _act(args: argparse.Namespace, source: Source) -> int:
 
 
 async def _act_on(args: argparse.Namespace, source: Source, monitor: Monitor) -> int:
+    import asyncio
+
     from core.bluez.control import Controller, Timeouts
     from core.events import ActionEvent
     from core.model import SourceState
@@ -815,6 +827,8 @@ async def _act_on(args: argparse.Namespace, source: Source, monitor: Monitor) ->
 
 async def _ask(prompt: str) -> str:
     """One line typed on the terminal (stdin), read without blocking the event loop."""
+    import asyncio
+
     sys.stderr.write(prompt)
     sys.stderr.flush()
     loop = asyncio.get_running_loop()

@@ -8,7 +8,6 @@ saying what is wrong and what to do.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import sys
@@ -253,6 +252,8 @@ def probe_backend(args: argparse.Namespace, monitor: Monitor) -> Backend:
 
 async def probe_once(args: argparse.Namespace, monitor: Any, ready_s: float) -> int:
     """`btmon-tui probe`: wait for BlueZ, probe, print."""
+    import asyncio
+
     from core.model import SourceState
     from core.probe.runner import ProbeFailed
 
