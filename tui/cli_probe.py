@@ -233,7 +233,10 @@ def probe_backend(args: argparse.Namespace, monitor: Monitor) -> Backend:
         from core.sim.room_sim import RoomBackend
         from core.sim.scenario import ROOM
 
-        hci = monitor.hci
+        # The demo's own capture tells who gets media; with --hci/--hci-file the room keeps
+        # to its truth (Foyer silent until a resync the room cannot see).
+        own_capture = not getattr(args, "hci", False) and not getattr(args, "hci_file", None)
+        hci = monitor.hci if own_capture else None
 
         def silent() -> frozenset[str]:
             # A speaker that gets no media on (simulated) HCI makes no sound in the room.
