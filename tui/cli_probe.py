@@ -93,6 +93,26 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="record this PulseAudio/PipeWire source instead (e.g. a USB mic's source name)",
     )
+    parser.add_argument(
+        "--sink",
+        action="append",
+        default=[],
+        type=sink_mapping,
+        metavar="ADDRESS=SINK",
+        help="play this speaker's probe on SINK (repeatable; default: the sink named after "
+        "its address, bluez_sink.… or bluez_output.…)",
+    )
+
+
+def sink_mapping(text: str) -> tuple[str, str]:
+    """'AA:BB:CC:DD:EE:FF=sink_name' -> (address, sink)."""
+    address, _, sink = text.partition("=")
+    address = address.strip().upper()
+    if not sink.strip() or len(address.split(":")) != 6:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write ADDRESS=SINK, e.g. 00:1A:7D:DA:71:01=spk1"
+        )
+    return address, sink.strip()
 
 
 def fail(message: str) -> int:
@@ -250,7 +270,7 @@ def probe_backend(args: argparse.Namespace, monitor: Monitor) -> Backend:
     device: int | str | None = args.input
     if isinstance(device, str) and device.isdigit():
         device = int(device)
-    return MicBackend(input_device=device, pulse_source=args.source)
+    return MicBackend(input_device=device, pulse_source=args.source, sinks=dict(args.sink))
 
 
 async def probe_once(args: argparse.Namespace, monitor: Any, ready_s: float) -> int:

@@ -120,3 +120,17 @@ def test_probe_command_names_a_missing_sink(pulse: PulseServer, demo_bus: str) -
     )  # fmt: skip
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "no audio-server sink for Lobby" in result.stderr
+
+
+def test_probe_command_plays_on_the_sinks_it_is_told(pulse: PulseServer, demo_bus: str) -> None:
+    """--sink ADDRESS=SINK routes a speaker whose sink is not named after its address."""
+    result = run_cli(
+        "probe", "--bus", demo_bus, "--source", "room.monitor", "--json",
+        "--speaker", "00:1A:7D:DA:71:01", "--sink", "00:1A:7D:DA:71:01=spk2",
+        timeout=60, env=pulse.env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (heard,) = json.loads(result.stdout.splitlines()[-1])["results"]
+    assert heard["detected"] and abs(heard["latency_ms"]) < BOUND_MS
+    bad = run_cli("probe", "--demo", "--sink", "nonsense", timeout=30)
+    assert bad.returncode == 2 and "ADDRESS=SINK" in bad.stderr
