@@ -10,12 +10,11 @@ import contextlib
 import os
 import signal
 import sys
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tui.cli_act import ACTION_READY_S, check_action_args, run_action
 from tui.cli_probe import (
     add_input_args,
     add_probe_commands,
@@ -25,12 +24,10 @@ from tui.cli_probe import (
     run_analyze,
     run_probe_signal,
 )
+from tui.cli_watch import run_watch
+from tui.source import DEMO_PROBE_EVERY_S, Source, fail, make_monitor, with_source
 
 if TYPE_CHECKING:
-    from core.config import Config
-    from core.events import Event
-    from core.monitor import Monitor
-    from core.store import EventStore
     from tui.app import BtmonApp
 
 EPILOG = """\
@@ -71,8 +68,6 @@ ACTION_HELP = {
         "without one, --yes is required. Exit 0 when done, 1 when it failed, 2 on bad input.",
     ),
 }
-#: How long an action waits for BlueZ's first answer before it counts as absent.
-ACTION_READY_S = 5.0
 
 
 def _add_source_args(parser: argparse.ArgumentParser) -> None:
@@ -224,11 +219,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def fail(message: str) -> int:
-    print(f"btmon-tui: error: {message}", file=sys.stderr)
-    return 2
-
-
 def duration(text: str) -> float:
     """'5m', '90s', '1h', '300' (seconds) -> seconds; at least 10 s between probes."""
     units = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -269,184 +259,19 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "probe":
         if args.list_devices:
             return list_devices()
-        return _with_source(args, lambda source: _run_probe(args, source), log=False)
+        return with_source(args, lambda source: _run_probe(args, source), log=False)
     if args.command is None and args.replay:
         return _run_replay(args)
     if args.command == "watch":
         if args.duration is not None and args.duration < 0:
             return fail("--duration must be 0 or more seconds")
-        return _with_source(args, lambda source: _run_watch(args, source), log=False)
+        return with_source(args, lambda source: run_watch(args, source), log=False)
     if args.command in ACTION_HELP:
-        problem = _check_action_args(args)
+        problem = check_action_args(args)
         if problem:
             return fail(problem)
-        return _with_source(args, lambda source: _run_action(args, source), log=False)
-    return _with_source(args, lambda source: _run_tui(args, source), log=True)
-
-
-#: How often the demo probes its simulated room when --probe-every is not given (s).
-DEMO_PROBE_EVERY_S = 30.0
-#: Dropout history read from the log at start (days), so periods survive a restart.
-HISTORY_DAYS = 7
-#: How long `watch --ble` waits for BLE scanning to start or be refused (bleak's own
-#: call timeout is 5 s; this leaves it room).
-BLE_DECISION_S = 6.0
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where the fleet comes from, how to name it, its event log, and history to start with."""
-
-    bus: str
-    label: str = ""
-    history: tuple[Mapping[str, object], ...] = ()
-    log: EventStore | None = None
-    #: Why the event log is off (a damaged file), shown to the user; "" when it runs.
-    log_error: str = ""
-    #: The config file's settings (--config or the XDG default); None: defaults.
-    config: Config | None = None
-    #: `--ble ADAPTER` (checked, e.g. "hci1") and `--ble-force`; None: no BLE scanning.
-    ble: str | None = None
-    ble_force: bool = False
-    #: Live HCI media counting: "monitor" (the HCI monitor channel), a growing btsnoop file's
-    #: path (--hci-file; the demo's simulated capture), or None.
-    hci: str | None = None
-    #: How the status bar names the capture (None: its path).
-    hci_label: str | None = None
-
-
-def _open_log(args: argparse.Namespace, *, default: bool) -> tuple[EventStore | None, str]:
-    """The event log the command asked for (or its default), opened; or why it is off."""
-    from core.store import EventStore, StoreError, default_db_path
-
-    if args.db is None and not default:
-        return None, ""
-    path = Path(args.db) if args.db else default_db_path()
-    store = EventStore(path, retention_days=args.retention)
-    try:
-        store.open()
-    except StoreError as exc:
-        return None, f"event log off: {exc}"
-    return store, ""
-
-
-def _settings(args: argparse.Namespace) -> tuple[Config | None, str | None, str]:
-    """The config file and the --ble adapter, checked: (config, adapter, '' or the problem)."""
-    from core.ble import adapter_name
-    from core.config import ConfigError, load_config
-
-    try:
-        config = load_config(getattr(args, "config", None))
-    except ConfigError as exc:
-        return None, None, str(exc)
-    ble = getattr(args, "ble", None)
-    if ble is None:
-        if getattr(args, "ble_force", False):
-            return None, None, "--ble-force needs --ble ADAPTER (e.g. --ble hci1)"
-        return config, None, ""
-    try:
-        return config, adapter_name(ble), ""
-    except ValueError as exc:
-        return None, None, str(exc)
-
-
-def make_monitor(source: Source, *, include_all: bool, **kwargs: Any) -> Monitor:
-    """The Monitor for a source, with its config file and BLE scanning (if asked) applied."""
-    from core.ble import BlePresence, BleScan
-    from core.monitor import Monitor
-
-    ble = None
-    if source.ble is not None:
-        ble = BleScan(BlePresence(source.ble, bus=source.bus), force=source.ble_force)
-    if source.hci is not None:
-        from core.hci.live import HciLive
-
-        kwargs["hci"] = (
-            HciLive.monitor()
-            if source.hci == "monitor"
-            else HciLive.follow(Path(source.hci), label=source.hci_label)
-        )
-    return Monitor(
-        source.bus,
-        bus_label=source.label,
-        include_all=include_all,
-        log=source.log,
-        config=source.config,
-        ble=ble,
-        **kwargs,
-    )
-
-
-def _with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log: bool) -> int:
-    """Start the demo fleet if asked, open the event log, run, and always close both."""
-    import tempfile
-    import time
-
-    fleet = None
-    temp_dir = None
-    config, ble, problem = _settings(args)
-    if problem:
-        return fail(problem)
-    if getattr(args, "hci", False) and args.command is not None:
-        # A headless command cannot show a source that fails later: check it now (exit 2).
-        from core.hci.live import HciSourceError, open_monitor_socket
-
-        try:
-            open_monitor_socket().close()
-        except HciSourceError as exc:
-            return fail(str(exc))
-    if args.demo and args.db is None and log:
-        # The demo's events are not the user's history: log them to a throw-away file.
-        temp_dir = tempfile.TemporaryDirectory(prefix="btmon-tui-demo-")
-        args.db = str(Path(temp_dir.name) / "events.sqlite3")
-    store, log_error = _open_log(args, default=log)
-    try:
-        history: list[Mapping[str, object]] = []
-        if store is not None:
-            since = time.time() - HISTORY_DAYS * 86400
-            history.extend(store.read(since=since, types={"dropout", "probe"}))
-        bus, label = args.bus, ""
-        hci = "monitor" if getattr(args, "hci", False) else getattr(args, "hci_file", None)
-        hci_label = None
-        if args.demo:
-            from core.sim.daemon import DemoUnavailable
-            from core.sim.demo import DemoFleet
-            from core.sim.scenario import seed_history
-            from core.sim.scene import DEMO_CAPTURE_LABEL
-
-            fleet = DemoFleet(speed=args.speed)
-            try:
-                bus, label = fleet.start(), "the demo bus"
-            except DemoUnavailable as exc:
-                return fail(str(exc))
-            seeded = seed_history(time.time(), args.speed)
-            history.extend(seeded)
-            if store is not None:
-                store.append(seeded)
-            if getattr(args, "hci_file", None) is None and not getattr(args, "hci", False):
-                hci = fleet.hci_file  # the demo's simulated capture, unless asked otherwise
-                hci_label = DEMO_CAPTURE_LABEL
-        return run(
-            Source(
-                bus,
-                label,
-                tuple(history),
-                store,
-                log_error,
-                config=config,
-                ble=ble,
-                ble_force=bool(getattr(args, "ble_force", False)),
-                hci=hci,
-                hci_label=hci_label,
-            )
-        )
-    finally:
-        if fleet is not None:
-            fleet.stop()
-        if store is not None and not store.close():
-            print(f"btmon-tui: warning: {store.status.detail}", file=sys.stderr)
-        if temp_dir is not None:
-            temp_dir.cleanup()
+        return with_source(args, lambda source: run_action(args, source), log=False)
+    return with_source(args, lambda source: _run_tui(args, source), log=True)
 
 
 def _run_report(args: argparse.Namespace) -> int:
@@ -595,255 +420,6 @@ def _run_probe(args: argparse.Namespace, source: Source) -> int:
     except KeyboardInterrupt:
         print("btmon-tui: interrupted", file=sys.stderr)
         return 130
-
-
-def _run_watch(args: argparse.Namespace, source: Source) -> int:
-    import asyncio
-
-    try:
-        return asyncio.run(_watch(source, args.json, args.duration, args.include_all))
-    except KeyboardInterrupt:
-        return 0
-
-
-async def _watch(source: Source, as_json: bool, duration: float | None, include_all: bool) -> int:
-    import asyncio
-
-    from core.bluez.bus import BusUnavailable, open_bus
-    from core.describe import clock_time, describe_event
-
-    try:
-        probe = await open_bus(source.bus)
-        probe.disconnect()
-    except BusUnavailable as exc:
-        return fail(str(exc))
-
-    out = sys.stdout
-    started = False
-    names: dict[str, str] = {}
-
-    def write(events: list[Event]) -> None:
-        if not started:
-            return
-        for event in events:
-            data = event.to_json()
-            if as_json:
-                out.write(event.to_line() + "\n")
-            else:
-                if data.get("type") == "speaker":
-                    names[data["address"]] = data["name"]
-                line = describe_event(data, names)
-                if line:
-                    out.write(f"{clock_time(event.t)}  {line}\n")
-        out.flush()
-
-    monitor = make_monitor(source, include_all=include_all, on_events=write)
-    if source.log_error:
-        print(f"btmon-tui: warning: {source.log_error}", file=sys.stderr)
-    monitor.load_history(source.history)
-    mirror = monitor.mirror
-    task = asyncio.create_task(monitor.run())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(signum, stop.set)
-    deadline = None if duration is None else time.monotonic() + duration
-    ready = await mirror.wait_ready(min(3.0, duration) if duration is not None else 3.0)
-    if ready and monitor.ble is not None:
-        # A refused --ble is bad input (exit 2); a scan bleak cannot run is only a warning.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(BLE_DECISION_S):
-                await monitor.ble.decided.wait()
-        if monitor.ble.state == "refused":
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            return fail(monitor.ble.status)
-        if monitor.ble.state == "error":
-            print(f"btmon-tui: warning: {monitor.ble.status}", file=sys.stderr)
-    snapshot_event = mirror.state.snapshot_event(mirror.clock())
-    if as_json:
-        out.write(snapshot_event.to_line() + "\n")
-    else:
-        snap = mirror.snapshot()
-        out.write(f"{clock_time(snap.t)}  {snap.counts.line()}\n")
-        for s in snap.speakers:
-            names[s.address] = s.name
-            codec = s.transport.codec if s.transport and s.transport.codec else "-"
-            out.write(f"  {s.verdict.value:15} {s.name:20} {s.address}  {s.adapter:5} {codec}\n")
-    if not ready:
-        status = mirror.state.source
-        print(f"btmon-tui: {status.detail}", file=sys.stderr)
-        if as_json:
-            out.write(
-                f'{{"type":"source","t":{mirror.clock()},"state":"{status.state.value}",'
-                f'"detail":{_json_str(status.detail)}}}\n'
-            )
-    out.flush()
-    started = True
-    try:
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-    return 0
-
-
-def _json_str(text: str) -> str:
-    import json
-
-    return json.dumps(text)
-
-
-def _check_action_args(args: argparse.Namespace) -> str:
-    """What is wrong with an action's arguments before anything starts; '' when nothing."""
-    from core.config import ADDRESS_RE
-
-    if not ADDRESS_RE.match(args.address):
-        return (
-            f"{args.address!r} is not a Bluetooth address: write it as AA:BB:CC:DD:EE:FF "
-            "(see `btmon-tui watch`)"
-        )
-    if args.timeout is not None and not args.timeout > 0:
-        return "--timeout must be more than 0 seconds"
-    if args.command == "disconnect" and not args.yes and not sys.stdin.isatty():
-        return "disconnect asks first, but there is no terminal to ask on: add --yes"
-    return ""
-
-
-def _run_action(args: argparse.Namespace, source: Source) -> int:
-    import asyncio
-
-    try:
-        return asyncio.run(_act(args, source))
-    except KeyboardInterrupt:
-        print("btmon-tui: interrupted", file=sys.stderr)
-        return 130
-
-
-async def _act(args: argparse.Namespace, source: Source) -> int:
-    """resync/connect/disconnect ADDRESS: progress in words, the action event with --json."""
-    import asyncio
-
-    from core.bluez.bus import BusUnavailable, open_bus
-
-    try:
-        probe = await open_bus(source.bus)
-        probe.disconnect()
-    except BusUnavailable as exc:
-        return fail(str(exc))
-    monitor = make_monitor(source, include_all=args.include_all)
-    running = asyncio.create_task(monitor.run())
-    try:
-        return await _act_on(args, source, monitor)
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await running
-
-
-async def _act_on(args: argparse.Namespace, source: Source, monitor: Monitor) -> int:
-    import asyncio
-
-    from core.bluez.control import Controller, Timeouts
-    from core.events import ActionEvent
-    from core.model import SourceState
-
-    address, out = args.address.upper(), sys.stderr if args.json else sys.stdout
-    if source.log_error:
-        print(f"btmon-tui: warning: {source.log_error}", file=sys.stderr)
-    # --timeout counts from now, but not the time a person takes to answer the question.
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
-    limit = ACTION_READY_S if args.timeout is None else min(ACTION_READY_S, args.timeout)
-    ready_by = time.monotonic() + limit
-    state = monitor.state
-    while not await monitor.wait_ready(0.05):
-        if state.source.state in (SourceState.WAITING, SourceState.ERROR):
-            return fail(state.source.detail.split("; waiting")[0])
-        if time.monotonic() >= ready_by:
-            return fail(f"BlueZ on {monitor.mirror.where} did not answer within {limit:g} s")
-    speaker = next((s for s in state.speakers.values() if s.address.upper() == address), None)
-    if speaker is None or not speaker.paired:
-        return fail(
-            f"no paired speaker {address} on {monitor.mirror.where}: list them with "
-            "`btmon-tui watch` or `bluetoothctl devices Paired` (--all: any paired device)"
-        )
-    label = f"{speaker.name} ({address})"
-    if args.command == "disconnect" and not args.yes:
-        asked = time.monotonic()
-        answer = await _ask(f"Disconnect {label}? [y/N] ")
-        deadline = None if deadline is None else deadline + time.monotonic() - asked
-        if answer.strip().lower() not in ("y", "yes"):
-            print(f"{label}: not disconnected", file=out)
-            if args.json:
-                no = ActionEvent(
-                    time.time(),
-                    address,
-                    "disconnect",
-                    "error",
-                    "declined",
-                    "not disconnected: the answer was no",
-                )
-                print(no.to_line())
-            return 1
-
-    def progress(_address: str, step: str) -> None:
-        if step:
-            print(f"{label}: {step}", file=out, flush=True)
-
-    timeouts = source.config.timeouts if source.config is not None else Timeouts()
-    controller = Controller(monitor, timeouts=timeouts, on_progress=progress)
-    task = controller.start(args.command, address)
-    assert task is not None  # nothing else acts on this speaker in this process
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(signum, stop.set)
-    stopper = asyncio.create_task(stop.wait())
-    left = None if deadline is None else max(0.0, deadline - time.monotonic())
-    await asyncio.wait({task, stopper}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    if not task.done():
-        if stop.is_set():
-            controller.cancel(address, "interrupted", "interrupted: btmon-tui was told to stop")
-        else:
-            controller.cancel(address, "timeout", f"did not finish within {args.timeout:g} s")
-    event = await task
-    if event.result == "ok":
-        print(f"{label}: {event.message}", file=out)
-    else:
-        why = f" ({event.detail})" if event.detail else ""
-        print(f"btmon-tui: {args.command} {label} failed: {event.message}{why}", file=sys.stderr)
-    if args.json:
-        print(event.to_line())
-    sys.stdout.flush()
-    if event.result == "ok":
-        return 0
-    return 2 if event.detail in ("unknown-address", "no-bluez") else 1
-
-
-async def _ask(prompt: str) -> str:
-    """One line typed on the terminal (stdin), read without blocking the event loop."""
-    import asyncio
-
-    sys.stderr.write(prompt)
-    sys.stderr.flush()
-    loop = asyncio.get_running_loop()
-    line: asyncio.Future[str] = loop.create_future()
-    fd = sys.stdin.fileno()
-
-    def readable() -> None:
-        if not line.done():
-            line.set_result(os.read(fd, 1024).decode(errors="replace"))
-
-    loop.add_reader(fd, readable)
-    try:
-        return await line
-    finally:
-        loop.remove_reader(fd)
 
 
 if __name__ == "__main__":

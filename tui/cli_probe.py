@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui.source import fail
+
 if TYPE_CHECKING:
     from core.events import ProbeEvent
     from core.monitor import Monitor
@@ -113,11 +115,6 @@ def sink_mapping(text: str) -> tuple[str, str]:
             f"{text!r}: write ADDRESS=SINK, e.g. 00:1A:7D:DA:71:01=spk1"
         )
     return address, sink.strip()
-
-
-def fail(message: str) -> int:
-    print(f"btmon-tui: error: {message}", file=sys.stderr)
-    return 2
 
 
 def run_probe_signal(args: argparse.Namespace) -> int:

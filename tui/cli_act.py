@@ -1,0 +1,168 @@
+"""`btmon-tui resync|connect|disconnect ADDRESS`: one action on one speaker, its progress in
+words and, with --json, its `action` event (§4.1, §4.2)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from tui.source import Source, fail, make_monitor
+
+if TYPE_CHECKING:
+    from core.monitor import Monitor
+
+#: How long an action waits for BlueZ's first answer before it counts as absent.
+ACTION_READY_S = 5.0
+
+
+def check_action_args(args: argparse.Namespace) -> str:
+    """What is wrong with an action's arguments before anything starts; '' when nothing."""
+    from core.config import ADDRESS_RE
+
+    if not ADDRESS_RE.match(args.address):
+        return (
+            f"{args.address!r} is not a Bluetooth address: write it as AA:BB:CC:DD:EE:FF "
+            "(see `btmon-tui watch`)"
+        )
+    if args.timeout is not None and not args.timeout > 0:
+        return "--timeout must be more than 0 seconds"
+    if args.command == "disconnect" and not args.yes and not sys.stdin.isatty():
+        return "disconnect asks first, but there is no terminal to ask on: add --yes"
+    return ""
+
+
+def run_action(args: argparse.Namespace, source: Source) -> int:
+    import asyncio
+
+    try:
+        return asyncio.run(_act(args, source))
+    except KeyboardInterrupt:
+        print("btmon-tui: interrupted", file=sys.stderr)
+        return 130
+
+
+async def _act(args: argparse.Namespace, source: Source) -> int:
+    """resync/connect/disconnect ADDRESS: progress in words, the action event with --json."""
+    import asyncio
+
+    from core.bluez.bus import BusUnavailable, open_bus
+
+    try:
+        probe = await open_bus(source.bus)
+        probe.disconnect()
+    except BusUnavailable as exc:
+        return fail(str(exc))
+    monitor = make_monitor(source, include_all=args.include_all)
+    running = asyncio.create_task(monitor.run())
+    try:
+        return await _act_on(args, source, monitor)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await running
+
+
+async def _act_on(args: argparse.Namespace, source: Source, monitor: Monitor) -> int:
+    import asyncio
+
+    from core.bluez.control import Controller, Timeouts
+    from core.events import ActionEvent
+    from core.model import SourceState
+
+    address, out = args.address.upper(), sys.stderr if args.json else sys.stdout
+    if source.log_error:
+        print(f"btmon-tui: warning: {source.log_error}", file=sys.stderr)
+    # --timeout counts from now, but not the time a person takes to answer the question.
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    limit = ACTION_READY_S if args.timeout is None else min(ACTION_READY_S, args.timeout)
+    ready_by = time.monotonic() + limit
+    state = monitor.state
+    while not await monitor.wait_ready(0.05):
+        if state.source.state in (SourceState.WAITING, SourceState.ERROR):
+            return fail(state.source.detail.split("; waiting")[0])
+        if time.monotonic() >= ready_by:
+            return fail(f"BlueZ on {monitor.mirror.where} did not answer within {limit:g} s")
+    speaker = next((s for s in state.speakers.values() if s.address.upper() == address), None)
+    if speaker is None or not speaker.paired:
+        return fail(
+            f"no paired speaker {address} on {monitor.mirror.where}: list them with "
+            "`btmon-tui watch` or `bluetoothctl devices Paired` (--all: any paired device)"
+        )
+    label = f"{speaker.name} ({address})"
+    if args.command == "disconnect" and not args.yes:
+        asked = time.monotonic()
+        answer = await _ask(f"Disconnect {label}? [y/N] ")
+        deadline = None if deadline is None else deadline + time.monotonic() - asked
+        if answer.strip().lower() not in ("y", "yes"):
+            print(f"{label}: not disconnected", file=out)
+            if args.json:
+                no = ActionEvent(
+                    time.time(),
+                    address,
+                    "disconnect",
+                    "error",
+                    "declined",
+                    "not disconnected: the answer was no",
+                )
+                print(no.to_line())
+            return 1
+
+    def progress(_address: str, step: str) -> None:
+        if step:
+            print(f"{label}: {step}", file=out, flush=True)
+
+    timeouts = source.config.timeouts if source.config is not None else Timeouts()
+    controller = Controller(monitor, timeouts=timeouts, on_progress=progress)
+    task = controller.start(args.command, address)
+    assert task is not None  # nothing else acts on this speaker in this process
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop.set)
+    stopper = asyncio.create_task(stop.wait())
+    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    await asyncio.wait({task, stopper}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not task.done():
+        if stop.is_set():
+            controller.cancel(address, "interrupted", "interrupted: btmon-tui was told to stop")
+        else:
+            controller.cancel(address, "timeout", f"did not finish within {args.timeout:g} s")
+    event = await task
+    if event.result == "ok":
+        print(f"{label}: {event.message}", file=out)
+    else:
+        why = f" ({event.detail})" if event.detail else ""
+        print(f"btmon-tui: {args.command} {label} failed: {event.message}{why}", file=sys.stderr)
+    if args.json:
+        print(event.to_line())
+    sys.stdout.flush()
+    if event.result == "ok":
+        return 0
+    return 2 if event.detail in ("unknown-address", "no-bluez") else 1
+
+
+async def _ask(prompt: str) -> str:
+    """One line typed on the terminal (stdin), read without blocking the event loop."""
+    import asyncio
+
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str] = loop.create_future()
+    fd = sys.stdin.fileno()
+
+    def readable() -> None:
+        if not line.done():
+            line.set_result(os.read(fd, 1024).decode(errors="replace"))
+
+    loop.add_reader(fd, readable)
+    try:
+        return await line
+    finally:
+        loop.remove_reader(fd)

@@ -1,0 +1,120 @@
+"""`btmon-tui watch`: the fleet, then one line per change (JSON Lines with --json, §4.2)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from tui.source import Source, fail, make_monitor
+
+if TYPE_CHECKING:
+    from core.events import Event
+
+#: How long `watch --ble` waits for BLE scanning to start or be refused (bleak's own
+#: call timeout is 5 s; this leaves it room).
+BLE_DECISION_S = 6.0
+
+
+def run_watch(args: argparse.Namespace, source: Source) -> int:
+    import asyncio
+
+    try:
+        return asyncio.run(_watch(source, args.json, args.duration, args.include_all))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _watch(source: Source, as_json: bool, duration: float | None, include_all: bool) -> int:
+    import asyncio
+
+    from core.bluez.bus import BusUnavailable, open_bus
+    from core.describe import clock_time, describe_event
+
+    try:
+        probe = await open_bus(source.bus)
+        probe.disconnect()
+    except BusUnavailable as exc:
+        return fail(str(exc))
+
+    out = sys.stdout
+    started = False
+    names: dict[str, str] = {}
+
+    def write(events: list[Event]) -> None:
+        if not started:
+            return
+        for event in events:
+            data = event.to_json()
+            if as_json:
+                out.write(event.to_line() + "\n")
+            else:
+                if data.get("type") == "speaker":
+                    names[data["address"]] = data["name"]
+                line = describe_event(data, names)
+                if line:
+                    out.write(f"{clock_time(event.t)}  {line}\n")
+        out.flush()
+
+    monitor = make_monitor(source, include_all=include_all, on_events=write)
+    if source.log_error:
+        print(f"btmon-tui: warning: {source.log_error}", file=sys.stderr)
+    monitor.load_history(source.history)
+    mirror = monitor.mirror
+    task = asyncio.create_task(monitor.run())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop.set)
+    deadline = None if duration is None else time.monotonic() + duration
+    ready = await mirror.wait_ready(min(3.0, duration) if duration is not None else 3.0)
+    if ready and monitor.ble is not None:
+        # A refused --ble is bad input (exit 2); a scan bleak cannot run is only a warning.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(BLE_DECISION_S):
+                await monitor.ble.decided.wait()
+        if monitor.ble.state == "refused":
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            return fail(monitor.ble.status)
+        if monitor.ble.state == "error":
+            print(f"btmon-tui: warning: {monitor.ble.status}", file=sys.stderr)
+    snapshot_event = mirror.state.snapshot_event(mirror.clock())
+    if as_json:
+        out.write(snapshot_event.to_line() + "\n")
+    else:
+        snap = mirror.snapshot()
+        out.write(f"{clock_time(snap.t)}  {snap.counts.line()}\n")
+        for s in snap.speakers:
+            names[s.address] = s.name
+            codec = s.transport.codec if s.transport and s.transport.codec else "-"
+            out.write(f"  {s.verdict.value:15} {s.name:20} {s.address}  {s.adapter:5} {codec}\n")
+    if not ready:
+        status = mirror.state.source
+        print(f"btmon-tui: {status.detail}", file=sys.stderr)
+        if as_json:
+            out.write(
+                f'{{"type":"source","t":{mirror.clock()},"state":"{status.state.value}",'
+                f'"detail":{_json_str(status.detail)}}}\n'
+            )
+    out.flush()
+    started = True
+    try:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    return 0
+
+
+def _json_str(text: str) -> str:
+    import json
+
+    return json.dumps(text)

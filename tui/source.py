@@ -1,0 +1,185 @@
+"""Where a command's fleet comes from, shared by every command that watches one: BlueZ on a
+bus or the demo fleet, the config file, the event log with its history, BLE and HCI sources.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.config import Config
+    from core.monitor import Monitor
+    from core.store import EventStore
+
+
+def fail(message: str) -> int:
+    """Bad input: one line on stderr naming the problem and the fix; exit status 2."""
+    print(f"btmon-tui: error: {message}", file=sys.stderr)
+    return 2
+
+
+#: How often the demo probes its simulated room when --probe-every is not given (s).
+DEMO_PROBE_EVERY_S = 30.0
+#: Dropout history read from the log at start (days), so periods survive a restart.
+HISTORY_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the fleet comes from, how to name it, its event log, and history to start with."""
+
+    bus: str
+    label: str = ""
+    history: tuple[Mapping[str, object], ...] = ()
+    log: EventStore | None = None
+    #: Why the event log is off (a damaged file), shown to the user; "" when it runs.
+    log_error: str = ""
+    #: The config file's settings (--config or the XDG default); None: defaults.
+    config: Config | None = None
+    #: `--ble ADAPTER` (checked, e.g. "hci1") and `--ble-force`; None: no BLE scanning.
+    ble: str | None = None
+    ble_force: bool = False
+    #: Live HCI media counting: "monitor" (the HCI monitor channel), a growing btsnoop file's
+    #: path (--hci-file; the demo's simulated capture), or None.
+    hci: str | None = None
+    #: How the status bar names the capture (None: its path).
+    hci_label: str | None = None
+
+
+def _open_log(args: argparse.Namespace, *, default: bool) -> tuple[EventStore | None, str]:
+    """The event log the command asked for (or its default), opened; or why it is off."""
+    from core.store import EventStore, StoreError, default_db_path
+
+    if args.db is None and not default:
+        return None, ""
+    path = Path(args.db) if args.db else default_db_path()
+    store = EventStore(path, retention_days=args.retention)
+    try:
+        store.open()
+    except StoreError as exc:
+        return None, f"event log off: {exc}"
+    return store, ""
+
+
+def _settings(args: argparse.Namespace) -> tuple[Config | None, str | None, str]:
+    """The config file and the --ble adapter, checked: (config, adapter, '' or the problem)."""
+    from core.ble import adapter_name
+    from core.config import ConfigError, load_config
+
+    try:
+        config = load_config(getattr(args, "config", None))
+    except ConfigError as exc:
+        return None, None, str(exc)
+    ble = getattr(args, "ble", None)
+    if ble is None:
+        if getattr(args, "ble_force", False):
+            return None, None, "--ble-force needs --ble ADAPTER (e.g. --ble hci1)"
+        return config, None, ""
+    try:
+        return config, adapter_name(ble), ""
+    except ValueError as exc:
+        return None, None, str(exc)
+
+
+def make_monitor(source: Source, *, include_all: bool, **kwargs: Any) -> Monitor:
+    """The Monitor for a source, with its config file and BLE scanning (if asked) applied."""
+    from core.ble import BlePresence, BleScan
+    from core.monitor import Monitor
+
+    ble = None
+    if source.ble is not None:
+        ble = BleScan(BlePresence(source.ble, bus=source.bus), force=source.ble_force)
+    if source.hci is not None:
+        from core.hci.live import HciLive
+
+        kwargs["hci"] = (
+            HciLive.monitor()
+            if source.hci == "monitor"
+            else HciLive.follow(Path(source.hci), label=source.hci_label)
+        )
+    return Monitor(
+        source.bus,
+        bus_label=source.label,
+        include_all=include_all,
+        log=source.log,
+        config=source.config,
+        ble=ble,
+        **kwargs,
+    )
+
+
+def with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log: bool) -> int:
+    """Start the demo fleet if asked, open the event log, run, and always close both."""
+    import tempfile
+    import time
+
+    fleet = None
+    temp_dir = None
+    config, ble, problem = _settings(args)
+    if problem:
+        return fail(problem)
+    if getattr(args, "hci", False) and args.command is not None:
+        # A headless command cannot show a source that fails later: check it now (exit 2).
+        from core.hci.live import HciSourceError, open_monitor_socket
+
+        try:
+            open_monitor_socket().close()
+        except HciSourceError as exc:
+            return fail(str(exc))
+    if args.demo and args.db is None and log:
+        # The demo's events are not the user's history: log them to a throw-away file.
+        temp_dir = tempfile.TemporaryDirectory(prefix="btmon-tui-demo-")
+        args.db = str(Path(temp_dir.name) / "events.sqlite3")
+    store, log_error = _open_log(args, default=log)
+    try:
+        history: list[Mapping[str, object]] = []
+        if store is not None:
+            since = time.time() - HISTORY_DAYS * 86400
+            history.extend(store.read(since=since, types={"dropout", "probe"}))
+        bus, label = args.bus, ""
+        hci = "monitor" if getattr(args, "hci", False) else getattr(args, "hci_file", None)
+        hci_label = None
+        if args.demo:
+            from core.sim.daemon import DemoUnavailable
+            from core.sim.demo import DemoFleet
+            from core.sim.scenario import seed_history
+            from core.sim.scene import DEMO_CAPTURE_LABEL
+
+            fleet = DemoFleet(speed=args.speed)
+            try:
+                bus, label = fleet.start(), "the demo bus"
+            except DemoUnavailable as exc:
+                return fail(str(exc))
+            seeded = seed_history(time.time(), args.speed)
+            history.extend(seeded)
+            if store is not None:
+                store.append(seeded)
+            if getattr(args, "hci_file", None) is None and not getattr(args, "hci", False):
+                hci = fleet.hci_file  # the demo's simulated capture, unless asked otherwise
+                hci_label = DEMO_CAPTURE_LABEL
+        return run(
+            Source(
+                bus,
+                label,
+                tuple(history),
+                store,
+                log_error,
+                config=config,
+                ble=ble,
+                ble_force=bool(getattr(args, "ble_force", False)),
+                hci=hci,
+                hci_label=hci_label,
+            )
+        )
+    finally:
+        if fleet is not None:
+            fleet.stop()
+        if store is not None and not store.close():
+            print(f"btmon-tui: warning: {store.status.detail}", file=sys.stderr)
+        if temp_dir is not None:
+            temp_dir.cleanup()
