@@ -11,7 +11,6 @@ from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.css.query import NoMatches
 from textual.geometry import Size
 from textual.widgets import Footer, Static
 
@@ -24,16 +23,14 @@ from core.model import (
     FleetSnapshot,
     SourceStatus,
     Speaker,
-    sync_word,
 )
 from core.monitor import Monitor
-from core.probe.backends import MicBackend
-from core.probe.runner import Backend, ProbeFailed, missed
-from core.replay import ReplayMonitor
+from core.probe.runner import Backend
 from core.store import EventStore
-from tui.actions import ActionQueue, needs_resync
+from tui.action_keys import ActionKeys
+from tui.actions import ActionQueue
 from tui.ingest import FleetFeed, FleetUpdated, SourceChanged
-from tui.screens.confirm import confirm_disconnect, confirm_resync_all
+from tui.probe_keys import ProbeKeys
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.drift import DriftPanel
@@ -71,7 +68,7 @@ FLEET_ACTIONS = (
 )
 
 
-class BtmonApp(App[int]):
+class BtmonApp(ActionKeys, ProbeKeys, App[int]):
     """btmon-tui's live fleet view."""
 
     CSS_PATH = "app.tcss"
@@ -207,46 +204,6 @@ class BtmonApp(App[int]):
         if visible:
             panel.show(snapshot.drift, snapshot.probing, snapshot.t)
 
-    # -- probes: `p`, --probe-every; the Monitor runs them, the drift panel shows them -------
-    def action_probe(self) -> None:
-        if self.feed.monitor.probing:
-            self.notify("A probe is already running", timeout=3)
-            return
-        if isinstance(self.feed.monitor, ReplayMonitor):
-            self.notify("This is a replay: probes need live speakers", timeout=4)
-            return
-        self.run_probe(announce=True)
-
-    def _periodic_probe(self) -> None:
-        if not self.feed.monitor.probing:
-            self.run_probe(announce=False)
-
-    @work(exclusive=True, exit_on_error=False, group="probe")
-    async def run_probe(self, announce: bool) -> None:
-        if self.probe_backend is None:
-            self.probe_backend = MicBackend()
-        try:
-            event = await self.feed.monitor.probe(self.probe_backend)
-        except ProbeFailed as exc:
-            if announce or not str(exc).startswith("no speaker is playing"):
-                self.notify(str(exc), title="Probe failed", severity="error", timeout=10)
-            return
-        names = {r.address: r.name for r in event.results}
-        line = describe_event(event.to_json(), names) or "probe done"
-        heard_all = all(r.detected for r in event.results)
-        # A periodic probe speaks up only when its news differ from the previous one's.
-        news = (missed(event), sync_word(event.spread_ms) if event.spread_ms else "")
-        if not announce and news == self._probe_news:
-            return
-        self._probe_news = news
-        self.notify(
-            line,
-            title="Probe",
-            severity="information" if heard_all else "error",
-            timeout=DONE_TOAST_S if heard_all else FAILED_TOAST_S,
-            markup=False,
-        )
-
     def _log_problem(self) -> str:
         """'' while the event log writes; else what is wrong with it, in words."""
         if self.log_error:
@@ -376,140 +333,6 @@ class BtmonApp(App[int]):
             else "Showing speakers only (A2DP sinks)",
             timeout=3,
         )
-
-    # -- actions: keys in, tasks on the Controller, steps and outcomes out ------------------
-    def _selected_speaker(self) -> Speaker | None:
-        speaker, _summary = self._speaker(self.query_one(FleetTable).selected_path)
-        return speaker
-
-    def _live(self) -> bool:
-        """False (and says so) when actions cannot reach BlueZ: a replay shows the past."""
-        if isinstance(self.feed.monitor, ReplayMonitor):
-            self.notify("This is a replay: actions work on live speakers only", timeout=4)
-            return False
-        return True
-
-    def _target(self) -> Speaker | None:
-        """The selected speaker, when it can be acted on now; else None, after saying why."""
-        if not self._live():
-            return None
-        speaker = self._selected_speaker()
-        if speaker is None:
-            self.notify("No speaker selected", timeout=3)
-        elif self.actions.busy(speaker.address):
-            self._refuse(speaker)
-            return None
-        return speaker
-
-    def _refuse(self, speaker: Speaker) -> None:
-        """One action per speaker: a second one would fight the first (the Controller refuses
-        it too)."""
-        address = speaker.address
-        running = self.actions.running.get(address) or self.actions.queued.get(address)
-        self.notify(
-            f"{speaker.name} is busy: {running or 'an action'} is still running "
-            f"({self.actions.step(address) or 'ending'}). One action per speaker at a time; "
-            "esc cancels it.",
-            title="Busy",
-            severity="warning",
-            timeout=5,
-            markup=False,
-        )
-
-    def _start(self, action: str, speaker: Speaker) -> None:
-        if not self.actions.start(action, speaker.address):
-            self._refuse(speaker)
-
-    def action_resync(self) -> None:
-        speaker = self._target()
-        if speaker is not None:
-            self._start("resync", speaker)
-
-    def action_connect(self) -> None:
-        speaker = self._target()
-        if speaker is None:
-            return
-        if speaker.connected:
-            self.notify(f"{speaker.name} is already connected (r resyncs it)", timeout=4)
-            return
-        self._start("connect", speaker)
-
-    def action_disconnect(self) -> None:
-        speaker = self._target()
-        if speaker is None:
-            return
-        if not speaker.connected:
-            self.notify(f"{speaker.name} is not connected", timeout=4)
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._start("disconnect", speaker)
-
-        self.push_screen(confirm_disconnect(speaker), callback=answered)
-
-    def action_resync_all(self) -> None:
-        if not self._live() or self.snapshot is None:
-            return
-        speakers = [s for s in needs_resync(self.snapshot) if not self.actions.busy(s.address)]
-        if not speakers:
-            self.notify(
-                "Nothing to resync: no speaker is connected without audio while others stream",
-                timeout=4,
-            )
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.actions.enqueue("resync", [s.address for s in speakers])
-
-        self.push_screen(confirm_resync_all(speakers, self.actions.at_once), callback=answered)
-
-    def _still_wanted(self, action: str, address: str) -> bool:
-        """Asked by the queue before a queued resync starts: a speaker that got its audio back
-        meanwhile is left alone (resyncing it would cause the dropout we want to avoid)."""
-        if action != "resync" or self.snapshot is None:
-            return True
-        if any(s.address == address for s in needs_resync(self.snapshot)):
-            return True
-        name = next((s.name for s in self.snapshot.speakers if s.address == address), address)
-        self.notify(f"{name} no longer needs a resync: skipped", timeout=4)
-        return False
-
-    def action_cancel_action(self) -> None:
-        """esc: cancel the selected speaker's action; nothing when it has none (esc is a key
-        hands press out of habit, so it stays quiet then)."""
-        speaker = self._selected_speaker()
-        if speaker is None:
-            return
-        queued = self.actions.queued.get(speaker.address)
-        if self.actions.cancel(speaker.address) == "queued":
-            self.notify(f"{speaker.name}: {queued} cancelled before it started", timeout=4)
-        # A running action ends as 'cancelled': its event brings the toast and the log line.
-
-    def _on_progress(self, address: str, step: str) -> None:
-        """The Controller's step for a running action ('' as it ends): into its row at once,
-        not at the next render tick."""
-        table = self._fleet_table()
-        if table is not None:
-            table.show_step(address, step)
-
-    def _action_changed(self, address: str) -> None:
-        """An action started, ended or left the queue: show it in its row (and esc in the
-        footer while any runs)."""
-        self.refresh_bindings()
-        table = self._fleet_table()
-        if table is not None:
-            table.show_step(address, self.actions.step(address))
-
-    def _fleet_table(self) -> FleetTable | None:
-        """The fleet table; None while the app closes (an action may end after its screen)."""
-        if not self.screen_stack:
-            return None
-        try:
-            return self.query_one(FleetTable)
-        except NoMatches:
-            return None
 
     def on_unmount(self) -> None:
         # Closing mid-action: each running action ends as cancelled (and is logged so).
