@@ -31,7 +31,7 @@ def dbus_daemon() -> str:
 
 
 def test_watch_json_demo_snapshot(dbus_daemon) -> None:
-    result = run_cli("watch", "--json", "--demo", "--duration", "3")
+    result = run_cli("watch", "--json", "--demo", "--duration", "5")
     assert result.returncode == 0, result.stderr
     events = assert_json_lines(result)
     first = events[0]
