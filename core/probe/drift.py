@@ -63,6 +63,8 @@ class ProbeHistory:
 
     def __init__(self) -> None:
         self.latest: ProbeEvent | None = None
+        #: The summary of the probes so far, built once per change (snapshots ask ~10x/s).
+        self._summary: tuple[object, DriftSummary | None] | None = None
         #: Address -> deque of (t, latency_ms, offset_ms) of the probes that heard it.
         self._heard: dict[str, deque[tuple[float, float, float]]] = {}
         self.problem = ""
@@ -102,6 +104,12 @@ class ProbeHistory:
         return slope_ms_per_s * 1000.0  # ms per s -> µs per s = ppm
 
     def summary(self) -> DriftSummary | None:
+        key = (self.latest, self.problem, sum(len(s) for s in self._heard.values()))
+        if self._summary is None or self._summary[0] != key:
+            self._summary = (key, self._build_summary())
+        return self._summary[1]
+
+    def _build_summary(self) -> DriftSummary | None:
         latest = self.latest
         if latest is None:
             if not self.problem:

@@ -98,3 +98,16 @@ def test_the_log_line_names_the_speakers_not_heard() -> None:
     data = event.to_json()
     assert data["type"] == "probe"
     assert [r["sync"] for r in data["results"]] == ["tight", "tight", "not heard"]
+
+
+def test_the_summary_is_built_once_per_change() -> None:
+    """Snapshots ask for it ten times a second: the same object until a probe comes."""
+    history = ProbeHistory()
+    history.add(probe(0.0, {A: 170.0, B: 160.0}))
+    first = history.summary()
+    assert history.summary() is first
+    history.add(probe(30.0, {A: 171.0, B: 160.0}))
+    second = history.summary()
+    assert second is not first and second is not None and second.t == 30.0
+    history.problem = "no microphone"
+    assert history.summary() is not second
