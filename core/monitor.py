@@ -165,9 +165,11 @@ class Monitor:
         return event
 
     def probe_failed(self, message: str) -> None:
-        """A probe that could not run: shown in the drift panel and the log's warnings."""
+        """A probe that could not run: shown in the drift panel and the log's warnings
+        (once while the same problem repeats, e.g. periodic probes while nothing plays)."""
+        if message != self.probes.problem:
+            self.mirror.warnings.append(f"probe failed: {message}")
         self.probes.problem = message
-        self.mirror.warnings.append(f"probe failed: {message}")
         self.state.version += 1
 
     async def run(self) -> None:
