@@ -1,12 +1,17 @@
 """DropoutDetector: turns the event stream into dropouts (DESIGN §4.3), with time passed in.
 
 A dropout is an interruption of a speaker's audio that the operator did not cause:
-- `link`: the speaker was streaming (or stopped streaming moments before) and its link went
-  down for any reason but `local` (our resync, a user's disconnect);
+- `link`: the speaker was streaming and its link went down for any reason but `local` (our
+  resync, a user's disconnect);
 - `transport`: its A2DP transport went idle or away while it stayed connected and other
-  speakers kept streaming (the whole fleet going idle is music stopping, not a dropout);
+  speakers kept streaming for more than FLEET_STOP_SPREAD_S (music stopping releases every
+  transport on its own timer, spread over up to 5 s: that is no dropout for anyone);
 - `stall`: the verdict became `stalled` (transport active, no media);
 - `probe`: a probe did not hear a speaker that should play.
+One interruption is one dropout, whichever of these saw it first. A silence that may still be a
+music stop is held (not reported) until the fleet has shown what it is; a dropout that turns out
+to be none (a stall that was music stopping, a disconnect an operator's action caused) is
+retracted with a `cancelled` event and leaves the history.
 Inputs are the §4.2 records (dicts), so live events, the SQLite log and JSON Lines files all
 go through the same code.
 """
@@ -14,23 +19,38 @@ go through the same code.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from core.events import DropoutEvent, Event, SpeakerEvent
+from core.events import DropoutEvent, Event, SpeakerEvent, dropout_start_t
 from core.period import Period, find_period
 
-#: A transport loss is confirmed after this long, so that a link loss following it (BlueZ
-#: tears the transport down first) is classed as `link`, and a fleet-wide stop is recognised.
-CONFIRM_AFTER_S: Final = 2.0
-#: A disconnect counts as a link dropout if the speaker streamed up to this long before it.
+#: A music stop spreads over up to this long: audio servers release each Bluetooth transport on
+#: its own timer (PulseAudio module-suspend-on-idle and WirePlumber suspend a sink after 5 s of
+#: idle; a combine-sink or a speaker slow to answer AVDTP SUSPEND stays inside it; issue 11 §3).
+#: A speaker silent while others still stream after this long has a dropout.
+FLEET_STOP_SPREAD_S: Final = 5.0
+#: Slack on FLEET_STOP_SPREAD_S for float timestamps (Unix time carries ~0.2 µs of resolution;
+#: records are stamped to the ms): a stop spread over exactly 5 s stays a stop.
+SPREAD_SLACK_S: Final = 1e-3
+#: A disconnect within this long of the audio stopping is the link loss that stopped it (BlueZ
+#: tears the transport down first: 0.4 ms in the demo, 1.5 s seen with a slow speaker).
 STREAMED_RECENTLY_S: Final = 3.0
 #: Dropouts of different speakers this close together are reported as simultaneous.
 TOGETHER_WITHIN_S: Final = 5.0
+#: Recorded dropouts of one speaker are one interruption when the later starts before the
+#: earlier ended or, the earlier without an end, this soon after it began (versions before
+#: issue 11 logged a probe miss and the stall it caused as two dropouts, < 1 s apart).
+SAME_INTERRUPTION_S: Final = 5.0
+#: An operator's action covers dropouts from this long before it started (its ActionEvent's
+#: `duration_s` comes from another clock than the events' `t`) to its end.
+ACTION_MARGIN_S: Final = 1.0
 #: Verdicts in which a speaker plays audio.
 PLAYING: Final = frozenset({"streaming"})
-#: Verdicts that mean "connected but silent" (a transport dropout when it starts mid-stream).
-SILENT_CONNECTED: Final = frozenset({"connected-idle", "no-a2dp", "pending"})
+#: Verdicts of a transport the audio server released (suspended): what music stopping looks like.
+RELEASED: Final = frozenset({"connected-idle", "pending"})
+#: Operator actions that disconnect a speaker (its dropouts during them are the operator's).
+DISCONNECTING: Final = frozenset({"resync", "disconnect"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +68,47 @@ class Dropout:
         return None if self.end is None else round(self.end - self.start, 3)
 
 
+@dataclass(frozen=True, slots=True)
+class _Silence:
+    """A speaker that stopped streaming at `start`: a dropout unless the fleet stops too."""
+
+    start: float
+    kind: str = "transport"
+    #: The transport was suspended (idle, pending), as when music stops; a torn-down one
+    #: followed by the link is a link loss, reported at once.
+    released: bool = True
+
+
 @dataclass
 class _Speaker:
     verdict: str = "unknown"
     connected: bool = False
-    #: When the speaker last stopped streaming (None while it streams or never did).
-    left_streaming_t: float | None = None
-    #: A silence that may become a transport dropout once confirmed.
-    candidate_t: float | None = None
+    #: A silence not yet judged (held until FLEET_STOP_SPREAD_S has passed).
+    silence: _Silence | None = None
+    #: Start of an open stall a music stop may still retract.
+    stall_check: float | None = None
+    #: Its last two spells of streaming, (from, until or None): whether it streamed at a
+    #: given moment, so a silence is judged as of its deadline however late the tick comes.
+    spells: list[tuple[float, float | None]] = field(default_factory=list)
+
+    def streamed_at(self, t: float) -> bool:
+        return any(since <= t and (until is None or until > t) for since, until in self.spells)
+
     open: Dropout | None = None
     history: list[Dropout] = field(default_factory=list)
+
+
+def _verdict_of(connected: bool, transport_state: str | None) -> str:
+    """The §3 verdict from the link and the transport alone (logs without speaker rows)."""
+    if not connected:
+        return "disconnected"
+    if transport_state in ("active", "broadcasting"):
+        return "streaming"
+    if transport_state == "idle":
+        return "connected-idle"
+    if transport_state == "pending":
+        return "pending"
+    return "no-a2dp"
 
 
 class DropoutDetector:
@@ -66,6 +117,10 @@ class DropoutDetector:
     def __init__(self) -> None:
         self.speakers: dict[str, _Speaker] = {}
         self._periods: dict[str, Period | None] = {}
+        #: Transport state of speakers judged from `transport` records (no speaker rows).
+        self._transports: dict[str, str | None] = {}
+        #: (address, kind, start) of retracted dropouts: a log read again does not revive them.
+        self._cancelled: set[tuple[str, str, float]] = set()
 
     # -- input ---------------------------------------------------------------------------
     def observe_events(self, events: Iterable[Event], now: float) -> list[DropoutEvent]:
@@ -74,65 +129,77 @@ class DropoutDetector:
             if isinstance(event, SpeakerEvent):
                 # The bulk of a busy fleet: only the fields the detector reads, no JSON.
                 speaker = event.speaker
-                record = {
-                    "type": "speaker",
-                    "t": event.t,
-                    "address": speaker.address,
-                    "verdict": speaker.verdict.value,
-                    "connected": speaker.connected,
-                }
-                out.extend(self.observe(record, now))
-            elif event.type in ("device", "dropout"):
+                out.extend(
+                    self._verdict(
+                        speaker.address, speaker.verdict.value, speaker.connected, event.t
+                    )
+                )
+            elif event.type in ("device", "dropout", "action"):
                 out.extend(self.observe(event.to_json(), now))
         return out
 
     def observe(self, record: Mapping[str, Any], now: float) -> list[DropoutEvent]:
-        """Feed one §4.2 record; returns the dropout events it caused."""
+        """Feed one §4.2 record; returns the dropout events it caused.
+
+        `transport` records judge only speakers never seen in a `speaker` record (feed them
+        for logs that have none); `probe` records count their misses (the live Monitor calls
+        `probe_missed` instead).
+        """
         kind = record.get("type")
+        t = float(record.get("t", now))
+        if kind == "probe":
+            return self._probe(record, t)
         address = record.get("address")
         if not isinstance(address, str):
             return []
-        t = float(record.get("t", now))
         if kind == "speaker":
-            return self._speaker(address, record, t)
-        if kind == "device" and record.get("connected") is False:
-            return self._disconnected(address, record.get("reason"), t)
-        if kind == "dropout":
-            # A recorded dropout (history from the log): remember it, emit nothing.
-            end = record.get("end_t")
-            together = record.get("together_with")
-            self._remember(
-                address,
-                str(record.get("kind", "link")),
-                t,
-                float(end) if isinstance(end, int | float) else None,
-                tuple(str(a) for a in together) if isinstance(together, list | tuple) else (),
+            verdict = str(record.get("verdict", "unknown"))
+            return self._verdict(address, verdict, bool(record.get("connected", False)), t)
+        if kind == "transport":
+            state = record.get("state")
+            self._transports[address] = state if isinstance(state, str) else None
+            connected = state not in (None, "absent") or self._spk(address).connected
+            return self._verdict(
+                address, _verdict_of(connected, self._transports[address]), connected, t
             )
+        if kind == "device":
+            return self._device(address, record, t)
+        if kind == "action":
+            return self._action(address, record, t)
+        if kind == "dropout":
+            self._recorded(address, record)
         return []
 
-    def probe_missed(self, address: str, t: float) -> list[DropoutEvent]:
-        """A probe did not hear this speaker although it should play (nothing new while a
-        dropout of it is already open: a stalled stream the probe confirms is one dropout)."""
-        spk = self.speakers.get(address)
-        if spk is not None and spk.open is not None:
+    def probe_missed(self, address: str, t: float, now: float | None = None) -> list[DropoutEvent]:
+        """A probe at `t` did not hear this speaker although it should play (nothing new while
+        it is already silent or in a dropout: a stalled stream the probe confirms is one
+        dropout). The event is stamped `now` (the analysis ends after the probe played)."""
+        spk = self._spk(address)
+        if spk.open is not None or spk.silence is not None:
             return []
-        return [self._start(address, "probe", t, now=t)]
+        return [self._start(address, "probe", t, t if now is None else max(t, now))]
 
     def tick(self, now: float) -> list[DropoutEvent]:
-        """Confirm or drop pending transport losses whose grace time has passed."""
+        """Judge the silences and stalls the fleet has had FLEET_STOP_SPREAD_S to explain."""
         out: list[DropoutEvent] = []
+        wait = FLEET_STOP_SPREAD_S + SPREAD_SLACK_S
         for address, spk in self.speakers.items():
-            if spk.candidate_t is None or now - spk.candidate_t < CONFIRM_AFTER_S:
-                continue
-            start = spk.candidate_t
-            spk.candidate_t = None
-            if spk.verdict in PLAYING or spk.open is not None:
-                continue
-            others_playing = any(
-                other.verdict in PLAYING for a, other in self.speakers.items() if a != address
-            )
-            if others_playing and spk.connected:
-                out.append(self._start(address, "transport", start, now))
+            silence = spk.silence
+            if silence is not None and now - silence.start > wait:
+                out.extend(self._judge(address, spk, now, at=silence.start + wait))
+            started = spk.stall_check
+            if started is not None and now - started > wait:
+                spk.stall_check = None
+                stall = spk.open
+                if (
+                    stall is not None
+                    and stall.start == started
+                    and spk.verdict in RELEASED
+                    and not self._others_streaming(address, started + wait)
+                ):
+                    # Media stopped, then the transport was released with the whole fleet's:
+                    # the music stopped (PipeWire pauses an idle node before suspending it).
+                    out.append(self._cancel(address, spk, stall, now, "music stopped"))
         return out
 
     # -- output --------------------------------------------------------------------------
@@ -150,43 +217,126 @@ class DropoutDetector:
         spk = self.speakers.get(address)
         return spk.history[-1].start if spk and spk.history else None
 
-    # -- internals -----------------------------------------------------------------------
-    def _speaker(self, address: str, record: Mapping[str, Any], t: float) -> list[DropoutEvent]:
-        spk = self.speakers.setdefault(address, _Speaker())
-        verdict = str(record.get("verdict", "unknown"))
+    # -- live judgement --------------------------------------------------------------------
+    def _spk(self, address: str) -> _Speaker:
+        return self.speakers.setdefault(address, _Speaker())
+
+    def _others_streaming(self, address: str, at: float | None = None) -> bool:
+        """Whether another speaker streams now (or streamed at the moment `at`)."""
+        return any(
+            o.verdict in PLAYING if at is None else o.streamed_at(at)
+            for a, o in self.speakers.items()
+            if a != address
+        )
+
+    def _verdict(self, address: str, verdict: str, connected: bool, t: float) -> list[DropoutEvent]:
+        spk = self._spk(address)
         was = spk.verdict
         spk.verdict = verdict
-        spk.connected = bool(record.get("connected", False))
-        out: list[DropoutEvent] = []
+        spk.connected = connected
+        if (verdict in PLAYING) != (was in PLAYING):
+            if verdict in PLAYING:
+                spk.spells = [*spk.spells[-1:], (t, None)]
+            elif spk.spells:
+                spk.spells[-1] = (spk.spells[-1][0], t)
         if verdict in PLAYING:
-            spk.left_streaming_t = None
-            spk.candidate_t = None
-            if spk.open is not None:
-                out.append(self._end(spk, t))
-            return out
-        if was in PLAYING:
-            spk.left_streaming_t = t
-            if verdict == "stalled":
-                out.append(self._start(address, "stall", t, t))
-            elif verdict in SILENT_CONNECTED and spk.open is None:
-                spk.candidate_t = t
-        elif verdict == "stalled" and was != "stalled" and spk.open is None:
-            out.append(self._start(address, "stall", t, t))
+            spk.stall_check = None
+            if spk.silence is not None:
+                # Back before the fleet showed what the silence was: judge it now.
+                return self._judge(address, spk, t, ended=t)
+            return [self._end(spk, t)] if spk.open is not None else []
+        if spk.open is not None or spk.silence is not None:
+            return []  # the same interruption goes on
+        if verdict == "stalled" and was != "stalled":
+            spk.stall_check = t if was in PLAYING else None
+            return [self._start(address, "stall", t, t)]
+        if was in PLAYING and verdict != "unknown":
+            kind = "link" if verdict == "disconnected" else "transport"
+            spk.silence = _Silence(t, kind, released=verdict in RELEASED)
+        return []
+
+    def _device(self, address: str, record: Mapping[str, Any], t: float) -> list[DropoutEvent]:
+        spk = self._spk(address)
+        connected = record.get("connected")
+        out: list[DropoutEvent] = []
+        if connected is False:
+            out.extend(self._disconnected(address, spk, record.get("reason"), t))
+        if address in self._transports and isinstance(connected, bool):
+            state = self._transports[address] if connected else None
+            out.extend(self._verdict(address, _verdict_of(connected, state), connected, t))
         return out
 
-    def _disconnected(self, address: str, reason: Any, t: float) -> list[DropoutEvent]:
-        spk = self.speakers.setdefault(address, _Speaker())
-        start = spk.left_streaming_t if spk.verdict not in PLAYING else t
-        streamed_recently = spk.verdict in PLAYING or (
-            start is not None and t - start <= STREAMED_RECENTLY_S
-        )
-        spk.candidate_t = None
-        if reason == "local" or not streamed_recently or spk.open is not None:
+    def _disconnected(
+        self, address: str, spk: _Speaker, reason: Any, t: float
+    ) -> list[DropoutEvent]:
+        silence = spk.silence
+        if silence is None:
+            if spk.verdict not in PLAYING or spk.open is not None or reason == "local":
+                return []
+            return [self._start(address, "link", t, t)]  # the device record came first
+        if t - silence.start > STREAMED_RECENTLY_S:
+            return []  # a later link loss of a speaker already silent: the silence decides
+        if reason == "local":
+            spk.silence = None  # our resync or a user's disconnect stopped the audio
             return []
-        return [self._start(address, "link", start if start is not None else t, t)]
+        if silence.released:
+            # Idle first, then the link: still a music stop if the fleet stops.
+            spk.silence = replace(silence, kind="link")
+            return []
+        spk.silence = None
+        return [self._start(address, "link", silence.start, t)]
+
+    def _judge(
+        self,
+        address: str,
+        spk: _Speaker,
+        now: float,
+        *,
+        at: float | None = None,
+        ended: float | None = None,
+    ) -> list[DropoutEvent]:
+        """A silence is a dropout if others still stream (now, or at its deadline `at`); else
+        the fleet stopped: music, no dropout."""
+        silence = spk.silence
+        assert silence is not None
+        spk.silence = None
+        if not self._others_streaming(address, at):
+            return []
+        out = [self._start(address, silence.kind, silence.start, now)]
+        if ended is not None:
+            out.append(self._end(spk, ended))
+        return out
+
+    def _probe(self, record: Mapping[str, Any], t: float) -> list[DropoutEvent]:
+        out: list[DropoutEvent] = []
+        for result in record.get("results") or ():
+            if isinstance(result, Mapping) and result.get("detected") is False:
+                address = result.get("address")
+                if isinstance(address, str):
+                    out.extend(self.probe_missed(address, t, t))
+        return out
+
+    def _action(self, address: str, record: Mapping[str, Any], t: float) -> list[DropoutEvent]:
+        """An operator's resync or disconnect (logged when it ends): what it interrupted is
+        no dropout (old BlueZ does not say `local`)."""
+        if record.get("action") not in DISCONNECTING:
+            return []
+        spk = self.speakers.get(address)
+        if spk is None:
+            return []
+        duration = record.get("duration_s")
+        took = float(duration) if isinstance(duration, int | float) else 0.0
+        since = t - took - ACTION_MARGIN_S
+        if spk.silence is not None and since <= spk.silence.start <= t:
+            spk.silence = None
+        return [
+            self._cancel(address, spk, d, t, "operator action")
+            for d in list(spk.history)
+            if since <= d.start <= t
+        ]
 
     def _start(self, address: str, kind: str, start: float, now: float) -> DropoutEvent:
-        spk = self.speakers.setdefault(address, _Speaker())
+        spk = self._spk(address)
         together = tuple(
             sorted(
                 a
@@ -201,56 +351,145 @@ class DropoutDetector:
             other = self.speakers[other_address]
             last = other.history[-1]
             if address not in last.together_with:
-                marked = Dropout(
-                    last.address,
-                    last.kind,
-                    last.start,
-                    last.end,
-                    tuple(sorted((*last.together_with, address))),
-                )
-                other.history[-1] = marked
-                if other.open is last:
-                    other.open = marked
+                marked = tuple(sorted({*last.together_with, address}))
+                self._replace(other, last, replace(last, together_with=marked))
         dropout = Dropout(address, kind, start, together_with=together)
         spk.open = dropout
         spk.history.append(dropout)
         self._periods.pop(address, None)
-        return DropoutEvent(start, address, kind, together_with=together)
+        return DropoutEvent(now, address, kind, together_with=together, start_t=start)
 
     def _end(self, spk: _Speaker, t: float) -> DropoutEvent:
         assert spk.open is not None
-        ended = Dropout(spk.open.address, spk.open.kind, spk.open.start, t, spk.open.together_with)
-        spk.history[spk.history.index(spk.open)] = ended
+        ended = replace(spk.open, end=t)
+        self._replace(spk, spk.open, ended)
         spk.open = None
         return DropoutEvent(
-            ended.start,
+            t,
             ended.address,
             ended.kind,
             ended.duration_s,
             "end",
             t,
             ended.together_with,
+            start_t=ended.start,
+        )
+
+    def _cancel(
+        self, address: str, spk: _Speaker, dropout: Dropout, now: float, why: str
+    ) -> DropoutEvent:
+        self._retract(address, spk, dropout)
+        return DropoutEvent(
+            now,
+            address,
+            dropout.kind,
+            dropout.duration_s,
+            "cancelled",
+            dropout.end,
+            start_t=dropout.start,
+            detail=why,
+        )
+
+    def _retract(self, address: str, spk: _Speaker, dropout: Dropout) -> None:
+        """Take a dropout out of the history, and its speaker out of the others' together."""
+        spk.history.remove(dropout)
+        if spk.open is dropout:
+            spk.open = None
+        self._cancelled.add((address, dropout.kind, dropout.start))
+        self._periods.pop(address, None)
+        for other in self.speakers.values():
+            for d in list(other.history):
+                if address in d.together_with and not any(
+                    abs(mine.start - d.start) <= TOGETHER_WITHIN_S for mine in spk.history
+                ):
+                    kept = tuple(a for a in d.together_with if a != address)
+                    self._replace(other, d, replace(d, together_with=kept))
+
+    def _retracted_near(self, address: str, start: float) -> bool:
+        """Whether `address` had a dropout near `start` that was cancelled (and none that
+        stands): a together_with naming it is stale."""
+        if not any(
+            a == address and abs(s - start) <= TOGETHER_WITHIN_S for a, _, s in self._cancelled
+        ):
+            return False
+        spk = self.speakers.get(address)
+        history = spk.history if spk is not None else []
+        return not any(abs(d.start - start) <= TOGETHER_WITHIN_S for d in history)
+
+    @staticmethod
+    def _replace(spk: _Speaker, old: Dropout, new: Dropout) -> None:
+        spk.history[spk.history.index(old)] = new
+        if spk.open is old:
+            spk.open = new
+
+    # -- recorded dropouts (history from a log) ----------------------------------------------
+    def _recorded(self, address: str, record: Mapping[str, Any]) -> None:
+        """A recorded `dropout` record: remembered (merged with what is known), no events."""
+        kind = str(record.get("kind", "link"))
+        start = dropout_start_t(record)
+        if record.get("phase") == "cancelled":
+            spk = self.speakers.get(address)
+            for known in list(spk.history) if spk else ():
+                if known.kind == kind and known.start == start:
+                    assert spk is not None
+                    self._retract(address, spk, known)
+            self._cancelled.add((address, kind, start))
+            return
+        end = record.get("end_t")
+        together = record.get("together_with")
+        self._remember(
+            address,
+            kind,
+            start,
+            float(end) if isinstance(end, int | float) else None,
+            tuple(str(a) for a in together) if isinstance(together, list | tuple) else (),
         )
 
     def _remember(
         self,
         address: str,
         kind: str,
-        t: float,
+        start: float,
         end: float | None,
         together: tuple[str, ...] = (),
     ) -> None:
-        spk = self.speakers.setdefault(address, _Speaker())
-        for index, known in enumerate(spk.history):
-            if known.start == t and known.kind == kind:
-                # A dropout's end line knows more than its start line (end, together_with).
-                merged = tuple(sorted({*known.together_with, *together}))
-                if (end is not None and known.end is None) or merged != known.together_with:
-                    new = Dropout(address, kind, t, end if known.end is None else known.end, merged)
-                    spk.history[index] = new
-                    if spk.open is known:
-                        spk.open = new
-                return
-        spk.history.append(Dropout(address, kind, t, end, tuple(sorted(together))))
+        if (address, kind, start) in self._cancelled:
+            return
+        spk = self._spk(address)
+        together = tuple(sorted(a for a in {*together} if not self._retracted_near(a, start)))
+        same = [k for k in spk.history if k.start == start and k.kind == kind]
+        if not same:
+            same = [k for k in spk.history if _one_interruption(k, start, end)]
+        if same:
+            known = same[0]
+            # A dropout's end line knows more than its start line (end, together_with); of
+            # two records of one interruption the earlier start and kind stand.
+            first = known if known.start <= start else Dropout(address, kind, start)
+            ends = [e for e in (known.end, end) if e is not None]
+            named = {*known.together_with, *together}
+            merged = Dropout(
+                address,
+                first.kind,
+                first.start,
+                max(ends) if ends else None,
+                tuple(sorted(a for a in named if not self._retracted_near(a, first.start))),
+            )
+            if merged != known:
+                self._replace(spk, known, merged)
+                spk.history.sort(key=lambda d: d.start)
+                self._periods.pop(address, None)
+            return
+        spk.history.append(Dropout(address, kind, start, end, together))
         spk.history.sort(key=lambda d: d.start)
         self._periods.pop(address, None)
+
+
+def _one_interruption(known: Dropout, start: float, end: float | None) -> bool:
+    """Whether a recorded dropout from `start` to `end` and a known one overlap."""
+    if known.start <= start:
+        first_end, later = known.end, start
+        first_start = known.start
+    else:
+        first_end, later, first_start = end, known.start, start
+    limit = first_end if first_end is not None else first_start + SAME_INTERRUPTION_S
+    return later <= limit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -94,9 +95,14 @@ class TransportEvent(Event):
 class DropoutEvent(Event):
     """An interruption of a speaker's audio the operator did not cause (DESIGN §4.3).
 
-    `t` is when the audio stopped. Emitted once when the dropout is confirmed (`phase`
-    "start", `duration_s` null) and once when the speaker streams again (`phase` "end", with
-    `duration_s` and `end_t`); readers count a dropout once per (address, kind, t).
+    `t` is when the fact the line reports happened, so the lines of one stream stay in time
+    order: for `phase` "start" the moment the dropout was established (a transport loss is
+    held until the fleet has shown it is no music stop, so this may be seconds after the
+    audio stopped), for "end" the moment the speaker streamed again (`end_t`), for
+    "cancelled" the moment a started dropout was retracted (a music stop, an operator's
+    action). `start_t` is when the audio stopped, in every phase; readers identify a dropout
+    by (address, kind, start_t), and take `start_t` = `t` on records written before it
+    existed.
     """
 
     type: ClassVar[str] = "dropout"
@@ -107,18 +113,34 @@ class DropoutEvent(Event):
     end_t: float | None = None
     #: Other speakers that dropped within a few seconds of this one (host or interference).
     together_with: tuple[str, ...] = ()
+    #: When the audio stopped (None: `t`, as on records of versions before it existed).
+    start_t: float | None = None
+    #: Why a dropout was cancelled, in words (only on "cancelled" lines).
+    detail: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "type": self.type,
             "t": self.t,
             "address": self.address,
             "kind": self.kind,
-            "duration_s": self.duration_s,
             "phase": self.phase,
+            "start_t": self.t if self.start_t is None else self.start_t,
             "end_t": self.end_t,
+            "duration_s": self.duration_s,
             "together_with": list(self.together_with),
         }
+        if self.detail is not None:
+            data["detail"] = self.detail
+        return data
+
+
+def dropout_start_t(record: Mapping[str, Any]) -> float:
+    """When a recorded dropout began: `start_t`, or `t` on records written before it existed."""
+    start = record.get("start_t")
+    if isinstance(start, int | float) and not isinstance(start, bool):
+        return float(start)
+    return float(record.get("t", 0.0))
 
 
 @dataclass(frozen=True, slots=True)

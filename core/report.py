@@ -1,8 +1,10 @@
 """`report`: dropouts and their periods per speaker over a recorded window (DESIGN §4.3).
 
 Input is §4.2 records from the SQLite log or a JSON Lines file (`watch --json` output).
-Recorded `dropout` events are used as they are; a recording without any (e.g. from an older
-version) is run through the same DropoutDetector the live monitor uses.
+Recorded `dropout` events are used as they are (a `cancelled` one removes its dropout; records
+of one interruption are merged); a recording without any (e.g. from an older version) is run
+through the same DropoutDetector the live monitor uses, which then sees the whole recording: a
+silence is judged with what the fleet did next, as the live detector does once it has waited.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.dropout import CONFIRM_AFTER_S, DropoutDetector
+from core.dropout import FLEET_STOP_SPREAD_S, DropoutDetector
 from core.events import EventDecodeError, decode_line
 
-#: Record types the detector needs when it has to derive dropouts itself.
-RAW_TYPES = frozenset({"speaker", "device"})
+#: Record types the detector needs when it has to derive dropouts itself (`transport` for
+#: speakers without speaker rows, `probe` for its misses, `action` for the operator's resyncs).
+RAW_TYPES = frozenset({"speaker", "device", "transport", "probe", "action"})
 
 
 class ReportInputError(ValueError):
@@ -144,6 +147,8 @@ def build_report(
     start = end = None
     recorded: list[Mapping[str, Any]] = []
     raw: list[Mapping[str, Any]] = []
+    #: Speakers with speaker rows of their own (not only in a snapshot).
+    with_rows: set[str] = set()
     for record in records:
         t = float(record["t"])
         start = t if start is None else min(start, t)
@@ -163,22 +168,27 @@ def build_report(
         elif kind in RAW_TYPES:
             if kind == "speaker":
                 names.setdefault(str(record.get("address")), str(record.get("name", "")))
+                with_rows.add(str(record.get("address")))
             raw.append(record)
     if window is not None:
-        # The recording's span, widened to the dropouts' ends (a file's last line is often a
-        # dropout's end line, whose `t` is when that dropout began).
+        # The recording's span, widened to the dropouts' ends (on records written before
+        # `start_t` existed an end line's `t` is when that dropout began).
         start = window[0] if start is None else min(start, window[0])
         end = window[1] if end is None else max(end, window[1])
     if recorded:
         for record in recorded:
             detector.observe(record, float(record["t"]))
     else:
+        # A speaker with rows of its own is judged from them; `transport` records only stand
+        # in for them in logs that have none.
         for record in raw:
+            if record.get("type") == "transport" and record.get("address") in with_rows:
+                continue
             t = float(record["t"])
             detector.tick(t)
             detector.observe(record, t)
         if end is not None:
-            detector.tick(end + CONFIRM_AFTER_S)
+            detector.tick(end + FLEET_STOP_SPREAD_S + 1.0)
     at = now if now is not None else (end if end is not None else 0.0)
     speakers = []
     for address in sorted(detector.speakers):

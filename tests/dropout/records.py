@@ -85,18 +85,51 @@ def device(t: float, address: str, connected: bool, reason: str | None = None) -
 
 
 def dropout_record(
-    t: float,
+    start: float,
+    address: str,
+    kind: str = "link",
+    *,
+    end_t: float | None = None,
+    together_with: tuple[str, ...] = (),
+    t: float | None = None,
+    cancelled: bool = False,
+) -> dict[str, Any]:
+    """A recorded `dropout` record as this version writes it: phase `start` (written at `t`,
+    default `start`), `end` when `end_t` is given (written then), or `cancelled` (at `t`)."""
+    duration = None if end_t is None else round(end_t - start, 3)
+    if cancelled:
+        at = t if t is not None else start
+        return DropoutEvent(
+            at, address, kind, duration, "cancelled", end_t, start_t=start, detail="test"
+        ).to_json()
+    if end_t is None:
+        at = t if t is not None else start
+        return DropoutEvent(at, address, kind, together_with=together_with, start_t=start).to_json()
+    return DropoutEvent(
+        end_t, address, kind, duration, "end", end_t, together_with, start_t=start
+    ).to_json()
+
+
+def old_dropout_record(
+    start: float,
     address: str,
     kind: str = "link",
     *,
     end_t: float | None = None,
     together_with: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """A recorded `dropout` record: phase `start`, or `end` when `end_t` is given."""
-    if end_t is None:
-        return DropoutEvent(t, address, kind, together_with=together_with).to_json()
-    duration = round(end_t - t, 3)
-    return DropoutEvent(t, address, kind, duration, "end", end_t, together_with).to_json()
+    """A `dropout` record as versions before issue 11 wrote it: `t` = the start in both
+    phases, no `start_t`."""
+    return {
+        "type": "dropout",
+        "t": start,
+        "address": address,
+        "kind": kind,
+        "duration_s": None if end_t is None else round(end_t - start, 3),
+        "phase": "start" if end_t is None else "end",
+        "end_t": end_t,
+        "together_with": list(together_with),
+    }
 
 
 # -- whole recordings ---------------------------------------------------------------------------

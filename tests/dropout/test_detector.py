@@ -2,7 +2,8 @@
 
 Each case is a list of steps (a record, observed at its own `t`, or a Tick(now)) and the exact
 dropout events the whole sequence must produce, plus the dropouts the detector then holds.
-Times are T0 + a few seconds, so the expected values are exact.
+Times are T0 + a few seconds, so the expected values are exact. An event's `t` is when the line
+is written (a held transport loss: the tick that judged it), `start_t` when the audio stopped.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import Any
 import pytest
 
 from core.dropout import (
-    CONFIRM_AFTER_S,
+    FLEET_STOP_SPREAD_S,
     STREAMED_RECENTLY_S,
     TOGETHER_WITHIN_S,
     DropoutDetector,
 )
-from tests.dropout.records import A, B, C, device, dropout_record, speaker
+from tests.dropout.records import A, B, C, device, dropout_record, old_dropout_record, speaker
 
 T0 = 1_700_000_000.0
 
@@ -29,8 +30,8 @@ class Tick:
 
 
 Step = dict[str, Any] | Tick
-#: (address, phase, kind, start, duration_s, end_t, together_with) relative to T0.
-Ev = tuple[str, str, str, float, float | None, float | None, tuple[str, ...]]
+#: (address, phase, kind, start_t, t, duration_s, end_t, together_with), times relative to T0.
+Ev = tuple[str, str, str, float, float, float | None, float | None, tuple[str, ...]]
 
 
 def at(dt: float) -> float:
@@ -90,6 +91,7 @@ def run(steps: list[Step], detector: DropoutDetector | None = None) -> list[Ev]:
                     data["address"],
                     data["phase"],
                     data["kind"],
+                    round(data["start_t"] - T0, 6),
                     round(data["t"] - T0, 6),
                     data["duration_s"],
                     None if data["end_t"] is None else round(data["end_t"] - T0, 6),
@@ -109,54 +111,90 @@ def held(detector: DropoutDetector, address: str) -> list[tuple[str, float, floa
 
 # -- the table ------------------------------------------------------------------------------------
 
+
+def ticks(start: float, stop: float, step: float = 0.5) -> list[Step]:
+    """The Monitor's ticks (every 0.5 s) from start to stop, both included."""
+    count = round((stop - start) / step)
+    return [tick(start + k * step) for k in range(count + 1)]
+
+
 CASES: dict[str, tuple[list[Step], list[Ev]]] = {
     # Link loss while streaming: ONE link dropout from the moment the transport went (the
-    # teardown 0.4 ms before the link is not a transport dropout of its own), ended when the
-    # speaker streams again.
+    # teardown 0.4 ms before the link is not a transport dropout of its own), reported when
+    # the link goes, ended when the speaker streams again.
     "link timeout": (
         [*fleet(0), *link_loss(10, A, "timeout"), tick(12.5), *reconnect(16, A), tick(30)],
-        [(A, "start", "link", 10.0, None, None, ()), (A, "end", "link", 10.0, 7.1, 17.1, ())],
+        [
+            (A, "start", "link", 10.0, 10.0004, None, None, ()),
+            (A, "end", "link", 10.0, 17.1, 7.1, 17.1, ()),
+        ],
     ),
     "link remote": (
         [*fleet(0), *link_loss(10, A, "remote"), tick(12.5), *reconnect(16, A)],
-        [(A, "start", "link", 10.0, None, None, ()), (A, "end", "link", 10.0, 7.1, 17.1, ())],
-    ),
-    "link unknown reason": (
-        [*fleet(0), *link_loss(10, A, "unknown"), tick(12.5), *reconnect(16, A)],
-        [(A, "start", "link", 10.0, None, None, ()), (A, "end", "link", 10.0, 7.1, 17.1, ())],
+        [
+            (A, "start", "link", 10.0, 10.0004, None, None, ()),
+            (A, "end", "link", 10.0, 17.1, 7.1, 17.1, ()),
+        ],
     ),
     "link, old BlueZ without reason": (
         [*fleet(0), *link_loss(10, A, None), tick(12.5), *reconnect(16, A)],
-        [(A, "start", "link", 10.0, None, None, ()), (A, "end", "link", 10.0, 7.1, 17.1, ())],
+        [
+            (A, "start", "link", 10.0, 10.0004, None, None, ()),
+            (A, "end", "link", 10.0, 17.1, 7.1, 17.1, ()),
+        ],
     ),
     "link, device record before the speaker row": (
         [
             *fleet(0),
             dev(10, A, False, "timeout"),
             spk(10, A, "disconnected"),
-            tick(13),
+            tick(16),
             *reconnect(20, A),
         ],
-        [(A, "start", "link", 10.0, None, None, ()), (A, "end", "link", 10.0, 11.1, 21.1, ())],
+        [
+            (A, "start", "link", 10.0, 10.0, None, None, ()),
+            (A, "end", "link", 10.0, 21.1, 11.1, 21.1, ()),
+        ],
+    ),
+    "link, speaker row before the device record": (
+        [*fleet(0), spk(10, A, "disconnected"), dev(10.2, A, False, None), *reconnect(20, A)],
+        [
+            (A, "start", "link", 10.0, 10.2, None, None, ()),
+            (A, "end", "link", 10.0, 21.1, 11.1, 21.1, ()),
+        ],
     ),
     "link, teardown 1.5 s before the link loss": (
-        # The transport went at 10, the link at 11.5: still one link dropout from 10, even
-        # with a tick in between (the transport loss is not confirmed before 12).
+        # The transport went at 10, the link at 11.5: one link dropout from 10.
         [
             *fleet(0),
             spk(10, A, "no-a2dp", connected=True),
             tick(11),
             dev(11.5, A, False, "timeout"),
             spk(11.5, A, "disconnected"),
-            tick(14),
+            tick(16),
             *reconnect(16, A),
         ],
-        [(A, "start", "link", 10.0, None, None, ()), (A, "end", "link", 10.0, 7.1, 17.1, ())],
+        [
+            (A, "start", "link", 10.0, 11.5, None, None, ()),
+            (A, "end", "link", 10.0, 17.1, 7.1, 17.1, ()),
+        ],
+    ),
+    # Idle first, the link 2.9 s later, the others streaming on: one link dropout from the
+    # idle, reported once the fleet has shown it is no music stop.
+    "idle, then the link, others stream": (
+        [
+            *fleet(0),
+            spk(10, A, "connected-idle"),
+            dev(12.9, A, False, None),
+            spk(12.9, A, "disconnected"),
+            *ticks(13, 16),
+        ],
+        [(A, "start", "link", 10.0, 15.5, None, None, ())],
     ),
     # Our resync or a user's disconnect: not a dropout, and the transport loss before it is
     # not one either.
     "local disconnect": (
-        [*fleet(0), *link_loss(10, A, "local"), tick(12.5), tick(20), *reconnect(21, A)],
+        [*fleet(0), *link_loss(10, A, "local"), *ticks(12.5, 20), *reconnect(21, A)],
         [],
     ),
     # The whole fleet went idle (music stopped) long before the link went: nothing.
@@ -183,71 +221,64 @@ CASES: dict[str, tuple[list[Step], list[Ev]]] = {
         ],
         [],
     ),
-    # Idle 2.9 s (< STREAMED_RECENTLY_S) before the link went, the fleet idle too (so no
-    # transport dropout): a link dropout from when the audio stopped.
-    "link within STREAMED_RECENTLY_S of the stop": (
+    # Music stopped, and 2.9 s later one speaker's link went (old BlueZ: no reason): its
+    # audio had stopped with everyone's, no dropout.
+    "link 2.9 s after a music stop": (
         [
             *fleet(0),
             *fleet(10, "connected-idle"),
-            dev(12.9, A, False, "timeout"),
+            dev(12.9, A, False, None),
             spk(12.9, A, "disconnected"),
-            tick(20),
-        ],
-        [(A, "start", "link", 10.0, None, None, ())],
-    ),
-    "link 3.1 s after the stop": (
-        [
-            *fleet(0),
-            *fleet(10, "connected-idle"),
-            dev(13.1, A, False, "timeout"),
-            spk(13.1, A, "disconnected"),
-            tick(20),
+            *ticks(13, 20),
         ],
         [],
     ),
-    # A2DP idle while linked and the others keep streaming: a transport dropout, confirmed
-    # CONFIRM_AFTER_S after it began (not before), once.
+    # A2DP idle while linked and the others keep streaming: a transport dropout, reported
+    # once FLEET_STOP_SPREAD_S has passed (not before), once, dated from the idle.
     "transport idle, others stream": (
         [
             *fleet(0),
             spk(10, A, "connected-idle"),
-            tick(11.99),
-            tick(12.0),
-            tick(12.5),
+            *ticks(10.5, 15),
+            tick(15.5),
             tick(20),
             spk(30, A, "streaming"),
             tick(40),
         ],
         [
-            (A, "start", "transport", 10.0, None, None, ()),
-            (A, "end", "transport", 10.0, 20.0, 30.0, ()),
+            (A, "start", "transport", 10.0, 15.5, None, None, ()),
+            (A, "end", "transport", 10.0, 30.0, 20.0, 30.0, ()),
         ],
     ),
     "transport gone (no-a2dp), others stream": (
-        [*fleet(0), spk(10, A, "no-a2dp"), tick(12.0), spk(14.25, A, "streaming")],
+        [*fleet(0), spk(10, A, "no-a2dp"), tick(15.5), spk(16.25, A, "streaming")],
         [
-            (A, "start", "transport", 10.0, None, None, ()),
-            (A, "end", "transport", 10.0, 4.25, 14.25, ()),
+            (A, "start", "transport", 10.0, 15.5, None, None, ()),
+            (A, "end", "transport", 10.0, 16.25, 6.25, 16.25, ()),
         ],
     ),
     "transport pending, others stream": (
-        [*fleet(0), spk(10, A, "pending"), tick(12.0), spk(13, A, "streaming")],
+        [*fleet(0), spk(10, A, "pending"), tick(16.0), spk(17, A, "streaming")],
         [
-            (A, "start", "transport", 10.0, None, None, ()),
-            (A, "end", "transport", 10.0, 3.0, 13.0, ()),
+            (A, "start", "transport", 10.0, 16.0, None, None, ()),
+            (A, "end", "transport", 10.0, 17.0, 7.0, 17.0, ()),
         ],
     ),
-    "transport idle shorter than CONFIRM_AFTER_S": (
-        [*fleet(0), spk(10, A, "connected-idle"), tick(11), spk(11.5, A, "streaming"), tick(13)],
-        [],
+    # Back before the hold ended, the others streaming all along: a short dropout, reported
+    # when it ends.
+    "transport idle 1.5 s, others stream": (
+        [*fleet(0), spk(10, A, "connected-idle"), tick(11), spk(11.5, A, "streaming"), tick(20)],
+        [
+            (A, "start", "transport", 10.0, 11.5, None, None, ()),
+            (A, "end", "transport", 10.0, 11.5, 1.5, 11.5, ()),
+        ],
     ),
     "transport idle while nobody else streams": (
         [
             spk(0, A, "streaming"),
             *fleet(0, "connected-idle", B, C),
             spk(10, A, "connected-idle"),
-            tick(12),
-            tick(20),
+            *ticks(10, 20),
         ],
         [],
     ),
@@ -259,10 +290,7 @@ CASES: dict[str, tuple[list[Step], list[Ev]]] = {
             spk(10.0, A, "connected-idle"),
             spk(10.2, B, "connected-idle"),
             spk(10.4, C, "connected-idle"),
-            tick(12.0),
-            tick(12.2),
-            tick(12.4),
-            tick(20),
+            *ticks(10.5, 20),
             *fleet(60),
             tick(70),
         ],
@@ -272,14 +300,67 @@ CASES: dict[str, tuple[list[Step], list[Ev]]] = {
         [*fleet(0), *fleet(10, "connected-idle"), tick(25)],
         [],
     ),
-    # Transport active, no media: a stall at once (no confirmation), once.
+    # Transports released one by one, exactly FLEET_STOP_SPREAD_S from first to last: a stop.
+    "music stop spread over 5.0 s": (
+        [
+            *fleet(0),
+            spk(10.0, A, "connected-idle"),
+            spk(12.5, B, "connected-idle"),
+            tick(15.0),
+            spk(15.0, C, "connected-idle"),
+            *ticks(15.5, 25),
+        ],
+        [],
+    ),
+    # 5.2 s: C streamed on past A's hold: A's silence was a dropout (judged as of its
+    # deadline, although the tick comes after C stopped); B's was not (C stopped 2.7 s later).
+    "music stop spread over 5.2 s": (
+        [
+            *fleet(0),
+            spk(10.0, A, "connected-idle"),
+            spk(12.5, B, "connected-idle"),
+            tick(15.0),
+            spk(15.2, C, "connected-idle"),
+            *ticks(15.5, 25),
+        ],
+        [(A, "start", "transport", 10.0, 15.5, None, None, ())],
+    ),
+    # Transport active, no media: a stall at once (no hold), once.
     "stall": (
         [*fleet(0), spk(10, A, "stalled"), spk(11, A, "stalled"), spk(12.5, A, "streaming")],
-        [(A, "start", "stall", 10.0, None, None, ()), (A, "end", "stall", 10.0, 2.5, 12.5, ())],
+        [
+            (A, "start", "stall", 10.0, 10.0, None, None, ()),
+            (A, "end", "stall", 10.0, 12.5, 2.5, 12.5, ()),
+        ],
     ),
     "stall, then the link goes: still one dropout": (
-        [*fleet(0), spk(10, A, "stalled"), *link_loss(11, A, "timeout"), *reconnect(19, A)],
-        [(A, "start", "stall", 10.0, None, None, ()), (A, "end", "stall", 10.0, 10.1, 20.1, ())],
+        [
+            *fleet(0),
+            spk(10, A, "stalled"),
+            *link_loss(11, A, "timeout"),
+            *ticks(12, 18),
+            *reconnect(19, A),
+        ],
+        [
+            (A, "start", "stall", 10.0, 10.0, None, None, ()),
+            (A, "end", "stall", 10.0, 20.1, 10.1, 20.1, ()),
+        ],
+    ),
+    # Media stopped first (PipeWire pauses an idle node), then every transport was released:
+    # the stall was music stopping, retracted once the fleet has shown it.
+    "stall, then a music stop: retracted": (
+        [
+            *fleet(0),
+            spk(10, A, "stalled"),
+            spk(11, A, "connected-idle"),
+            spk(12, B, "connected-idle"),
+            spk(14, C, "connected-idle"),
+            *ticks(14.5, 20),
+        ],
+        [
+            (A, "start", "stall", 10.0, 10.0, None, None, ()),
+            (A, "cancelled", "stall", 10.0, 15.5, None, None, ()),
+        ],
     ),
     # Two speakers within TOGETHER_WITHIN_S: each dropout names the other (the first one's
     # start event cannot know yet; its end event and its record do). A third, later: alone.
@@ -294,12 +375,12 @@ CASES: dict[str, tuple[list[Step], list[Ev]]] = {
             *reconnect(44, C),
         ],
         [
-            (A, "start", "link", 10.0, None, None, ()),
-            (B, "start", "link", 14.9, None, None, (A,)),
-            (C, "start", "link", 30.0, None, None, ()),
-            (A, "end", "link", 10.0, 31.1, 41.1, (B,)),
-            (B, "end", "link", 14.9, 28.2, 43.1, (A,)),
-            (C, "end", "link", 30.0, 15.1, 45.1, ()),
+            (A, "start", "link", 10.0, 10.0004, None, None, ()),
+            (B, "start", "link", 14.9, 14.9004, None, None, (A,)),
+            (C, "start", "link", 30.0, 30.0004, None, None, ()),
+            (A, "end", "link", 10.0, 41.1, 31.1, 41.1, (B,)),
+            (B, "end", "link", 14.9, 43.1, 28.2, 43.1, (A,)),
+            (C, "end", "link", 30.0, 45.1, 15.1, 45.1, ()),
         ],
     ),
     # Replays: the same records twice do not make a second dropout or a second end.
@@ -315,13 +396,16 @@ CASES: dict[str, tuple[list[Step], list[Ev]]] = {
             spk(17.1, A, "streaming"),
             tick(30),
         ],
-        [(A, "start", "link", 10.0, None, None, ()), (A, "end", "link", 10.0, 7.1, 17.1, ())],
+        [
+            (A, "start", "link", 10.0, 10.0004, None, None, ()),
+            (A, "end", "link", 10.0, 17.1, 7.1, 17.1, ()),
+        ],
     ),
     "records without an address, and other types, are ignored": (
         [
             *fleet(0),
             {"type": "speaker", "t": at(5), "verdict": "stalled"},
-            {"type": "transport", "t": at(6), "address": A, "state": "absent", "codec": None},
+            {"type": "source", "t": at(6), "state": "connected", "detail": ""},
             {"type": "probe", "t": at(7), "results": []},
             tick(20),
         ],
@@ -334,20 +418,25 @@ CASES: dict[str, tuple[list[Step], list[Ev]]] = {
 def test_table(name: str) -> None:
     steps, expected = CASES[name]
     detector = DropoutDetector()
-    assert run(steps, detector) == expected
-    # What the detector holds afterwards is what the events said: one dropout per start.
-    starts = [e for e in expected if e[1] == "start"]
-    ends = {(e[0], e[3]): e[5] for e in expected if e[1] == "end"}
+    events = run(steps, detector)
+    assert events == expected
+    # Lines of one stream are in time order.
+    assert [e[4] for e in events] == sorted(e[4] for e in events)
+    # What the detector holds afterwards is what the events said: one dropout per start,
+    # none for a cancelled one.
+    cancelled = {(e[0], e[3]) for e in expected if e[1] == "cancelled"}
+    starts = [e for e in expected if e[1] == "start" and (e[0], e[3]) not in cancelled]
+    ends = {(e[0], e[3]): e[6] for e in expected if e[1] == "end"}
     for address in (A, B, C):
         assert held(detector, address) == [
             (kind, start, ends.get((addr, start)))
-            for addr, _, kind, start, _, _, _ in starts
+            for addr, _, kind, start, *_ in starts
             if addr == address
         ]
 
 
 def test_constants_the_table_relies_on() -> None:
-    assert CONFIRM_AFTER_S == 2.0
+    assert FLEET_STOP_SPREAD_S == 5.0
     assert STREAMED_RECENTLY_S == 3.0
     assert TOGETHER_WITHIN_S == 5.0
 
@@ -370,7 +459,8 @@ def test_together_boundary() -> None:
 
 
 def test_end_event_round_trip_fields() -> None:
-    """The end event carries duration_s (rounded to ms) and end_t, and `t` stays the start."""
+    """The end event carries duration_s (rounded to ms) and end_t, its `t` is the end, and
+    `start_t` is the start in both phases."""
     detector = DropoutDetector()
     run([*fleet(0)], detector)
     (start,) = detector.observe(spk(10, A, "stalled"), at(10))
@@ -378,12 +468,13 @@ def test_end_event_round_trip_fields() -> None:
     assert start.to_json() == dropout_record(at(10), A, "stall")
     assert end.to_json() == {
         "type": "dropout",
-        "t": at(10),
+        "t": at(13.12345),
         "address": A,
         "kind": "stall",
-        "duration_s": 3.123,
         "phase": "end",
+        "start_t": at(10),
         "end_t": at(13.12345),
+        "duration_s": 3.123,
         "together_with": [],
     }
 
@@ -404,28 +495,90 @@ def test_no_dropout_without_any_prior_state() -> None:
 def test_history_records_are_remembered_without_events() -> None:
     detector = DropoutDetector()
     records = [
-        dropout_record(at(100), A, "link"),
+        dropout_record(at(100), A, "link", t=at(100.0004)),
         dropout_record(at(100), A, "link", end_t=at(106)),
         dropout_record(at(50), A, "transport", end_t=at(59)),  # older, out of order
-        dropout_record(at(100), A, "transport"),  # same t, other kind: another dropout
+        dropout_record(at(200), A, "transport", t=at(205.5)),
     ]
     for record in records:
         assert detector.observe(record, at(1000)) == []
-    assert held(detector, A) == [
-        ("transport", 50.0, 59.0),
-        ("link", 100.0, 106.0),
-        ("transport", 100.0, None),
-    ]
+    expected = [("transport", 50.0, 59.0), ("link", 100.0, 106.0), ("transport", 200.0, None)]
+    assert held(detector, A) == expected
     # The same log read again (a restart that loads it twice): no duplicates, end kept.
     for record in [*records, dropout_record(at(100), A, "link")]:
         assert detector.observe(record, at(2000)) == []
-    assert held(detector, A) == [
-        ("transport", 50.0, 59.0),
-        ("link", 100.0, 106.0),
-        ("transport", 100.0, None),
-    ]
-    assert detector.last_dropout(A) == at(100)
+    assert held(detector, A) == expected
+    assert detector.last_dropout(A) == at(200)
     assert detector.tick(at(3000)) == []
+
+
+@pytest.mark.parametrize("order", ["forward", "backward"])
+def test_history_old_and_new_records_alike(order: str) -> None:
+    """Records written before `start_t` existed (`t` = start in both phases) and new ones
+    (`t` = when written, `start_t`) give the same history, in any order."""
+    old = [
+        old_dropout_record(at(10), A, "link"),
+        old_dropout_record(at(10), A, "link", end_t=at(16.8)),
+        old_dropout_record(at(292), A, "transport"),
+        old_dropout_record(at(292), A, "transport", end_t=at(301)),
+    ]
+    new = [
+        dropout_record(at(574), A, "transport", t=at(579.5)),
+        dropout_record(at(574), A, "transport", end_t=at(583)),
+        dropout_record(at(856), A, "link", t=at(856.0004)),
+    ]
+    detector = DropoutDetector()
+    records = old + new
+    for record in records if order == "forward" else list(reversed(records)):
+        detector.observe(record, at(1000))
+    assert held(detector, A) == [
+        ("link", 10.0, 16.8),
+        ("transport", 292.0, 301.0),
+        ("transport", 574.0, 583.0),
+        ("link", 856.0, None),
+    ]
+
+
+@pytest.mark.parametrize("order", ["forward", "backward"])
+def test_history_cancelled_records(order: str) -> None:
+    """A `cancelled` record takes its dropout (address, kind, start_t) out of the history and
+    out of the others' together_with; reading the log again does not revive it."""
+    records = [
+        dropout_record(at(10), A, "stall"),
+        dropout_record(at(12), B, "link", together_with=(A,)),
+        dropout_record(at(12), B, "link", end_t=at(20), together_with=(A,)),
+        dropout_record(at(10), A, "stall", t=at(15.5), cancelled=True),
+        dropout_record(at(400), A, "stall"),
+    ]
+    detector = DropoutDetector()
+    for record in records if order == "forward" else list(reversed(records)):
+        detector.observe(record, at(1000))
+    for record in records:
+        detector.observe(record, at(2000))
+    assert held(detector, A) == [("stall", 400.0, None)]
+    assert held(detector, B) == [("link", 12.0, 20.0)]
+    assert [d.together_with for d in detector.dropouts(B)] == [()]
+
+
+def test_history_one_interruption_from_two_sources() -> None:
+    """Logs of versions before issue 11: a missed probe logged a `probe` dropout (never
+    ended) and the `stall` it caused a moment later (ended): one interruption, from the
+    probe's start to the stall's end. A later, separate drop stays separate."""
+    detector = DropoutDetector()
+    for record in [
+        old_dropout_record(at(100), A, "probe"),
+        old_dropout_record(at(100.6), A, "stall"),
+        old_dropout_record(at(100.6), A, "stall", end_t=at(131)),
+        old_dropout_record(at(140), A, "link"),
+        old_dropout_record(at(140), A, "link", end_t=at(147)),
+        old_dropout_record(at(150), A, "stall"),
+    ]:
+        detector.observe(record, at(1000))
+    assert held(detector, A) == [
+        ("probe", 100.0, 131.0),
+        ("link", 140.0, 147.0),
+        ("stall", 150.0, None),
+    ]
 
 
 def test_history_end_only_record() -> None:
