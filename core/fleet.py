@@ -19,7 +19,7 @@ from core.model import (
     Speaker,
     Verdict,
 )
-from core.verdict import classify
+from core.verdict import STALL_AFTER_S, classify
 
 #: Device1.Disconnected reason names (BlueZ 5.83+) -> the `reason` words of DESIGN §4.2.
 DISCONNECT_REASONS: dict[str, str] = {
@@ -51,6 +51,11 @@ class MediaFacts:
     last_media_t: float | None
     since: float | None = None
 
+
+#: How long a stream that started while HCI watches may wait for HCI to attribute its link
+#: (the capture is read with a lag of up to ~0.5 s; a link that predates the capture is
+#: never attributed, and is then judged by BlueZ alone).
+MEDIA_ATTRIBUTION_S = 2.0
 
 #: How long a Connected -> false waits for its Device1.Disconnected reason when this BlueZ is
 #: known to send one (BlueZ emits the signal and the property change in either order).
@@ -99,6 +104,13 @@ class FleetState:
         self._active_since: dict[str, float] = {}
         #: Address -> when the most recent probe played to it and did not hear it.
         self.probe_missed: dict[str, float] = {}
+        #: False while an HCI source runs but has not caught up with the present: until it
+        #: has had its first say, an active transport is not called `streaming`.
+        self.media_ready = True
+        #: True once an HCI source was announced (expect_media): media facts are coming.
+        self.media_source = False
+        #: Paths whose verdict is `pending` only because HCI has not vouched for the stream.
+        self.awaiting_media: set[str] = set()
 
     @property
     def source_available(self) -> bool:
@@ -132,8 +144,9 @@ class FleetState:
         """Apply new facts (None = device gone) and return the resulting events."""
         events: list[Event] = []
         for path, facts in changed.items():
-            if facts is None or not (facts.is_speaker or self.include_all):
+            if facts is None or not (_in_fleet(facts) or self.include_all):
                 self.facts.pop(path, None)
+                self.awaiting_media.discard(path)
                 gone = self.speakers.pop(path, None)
                 if gone is not None:
                     self.version += 1
@@ -174,9 +187,19 @@ class FleetState:
             events.append(SpeakerEvent(now, updated))
         return events
 
-    def set_media(self, media: Mapping[str, MediaFacts], now: float) -> list[Event]:
-        """The HCI source's media facts (all addresses it knows); re-judges every speaker,
-        since `stalled` depends on the time since the last media packet."""
+    def expect_media(self) -> None:
+        """An HCI source is starting: hold `streaming` until its first say (set_media)."""
+        self.media_ready = False
+        self.media_source = True
+        self.version += 1
+
+    def set_media(
+        self, media: Mapping[str, MediaFacts], now: float, *, ready: bool = True
+    ) -> list[Event]:
+        """The HCI source's media facts (all addresses it knows), `ready` once it has caught
+        up with the present; re-judges every speaker, since `stalled` depends on the time
+        since the last media packet."""
+        self.media_ready = ready
         self.media = dict(media)
         for address in list(self._shown_pps):
             if address not in media:
@@ -188,16 +211,40 @@ class FleetState:
         return self.reclassify(now)
 
     def set_probe_missed(
-        self, addresses: frozenset[str], now: float, probe_t: float | None = None
+        self,
+        addresses: frozenset[str],
+        now: float,
+        probe_t: float | None = None,
+        probed: frozenset[str] | None = None,
     ) -> list[Event]:
-        """The addresses the probe at `probe_t` (default: now) did not hear (DESIGN §3:
-        `stalled`, until a later probe hears them or their stream starts again)."""
+        """The addresses the probe at `probe_t` (default: now) did not hear, among those it
+        played to (`probed`; default: every speaker). DESIGN §3: `stalled`, until a later
+        probe hears them, their stream starts again, or HCI shows media flowing since."""
         at = now if probe_t is None else probe_t
-        missed = {address: at for address in addresses}
-        if missed.keys() == self.probe_missed.keys() and not missed:
+        kept = (
+            {}
+            if probed is None
+            else {a: t for a, t in self.probe_missed.items() if a not in probed}
+        )
+        missed = kept | {address: at for address in addresses}
+        if missed == self.probe_missed:
             return []
         self.probe_missed = missed
         return self.reclassify(now)
+
+    def probe_miss_contradicted(self, address: str) -> bool:
+        """True when HCI shows media flowing to `address` when or after the probe missed it
+        (a packet within STALL_AFTER_S before it counts: a capture is read with a lag): the
+        stronger source wins; the miss is the microphone's or the room's. A stream that
+        stops flowing is `stalled` on HCI's own account a second later."""
+        missed_at = self.probe_missed.get(address)
+        media = self.media.get(address)
+        return (
+            missed_at is not None
+            and media is not None
+            and media.last_media_t is not None
+            and media.last_media_t > missed_at - STALL_AFTER_S
+        )
 
     def restore(self, speaker: Speaker) -> None:
         """Put a recorded speaker in place as it was (replay); no events, no re-judging."""
@@ -213,7 +260,7 @@ class FleetState:
         return [SourceEvent(now, status.state.value, status.detail), *self.reclassify(now)]
 
     def counts(self) -> FleetCounts:
-        speakers = [s for s in self.speakers.values() if s.is_speaker]
+        speakers = [s for s in self.speakers.values() if s.in_fleet]
         return FleetCounts(
             speakers=len(speakers),
             connected=sum(1 for s in speakers if s.connected and s.verdict != Verdict.UNKNOWN),
@@ -234,7 +281,7 @@ class FleetState:
         return tuple(
             s.address
             for s in sorted(self.speakers.values(), key=lambda s: (s.adapter, s.name.lower()))
-            if s.address in self.expected and s.verdict in SILENT_VERDICTS
+            if s.address in self.expected and s.in_fleet and s.verdict in SILENT_VERDICTS
         )
 
     def snapshot(self, now: float) -> FleetSnapshot:
@@ -259,7 +306,8 @@ class FleetState:
     def _with_overlays(self, path: str, facts: DeviceFacts, now: float) -> DeviceFacts:
         """Facts plus what HCI and the probes know about this address."""
         transport = facts.transport
-        if transport is not None and transport.state in ("active", "broadcasting"):
+        active = transport is not None and transport.state in ("active", "broadcasting")
+        if active:
             # Seen going active: media gets a grace from then. Active at first sight: it
             # started before we looked, the HCI source knows since when it watched the link.
             self._active_since.setdefault(path, now if path in self.speakers else -1.0)
@@ -267,30 +315,49 @@ class FleetState:
             self._active_since.pop(path, None)
         media = self.media.get(facts.address)
         missed_at = self.probe_missed.get(facts.address)
-        # A stream (re)started after the probe that missed it (a resync) is new evidence.
+        # A stream (re)started after the probe that missed it (a resync) is new evidence;
+        # so is media flowing on HCI after it.
         started = self._active_since.get(path)
-        missed = missed_at is not None and (started is None or started <= missed_at)
-        if media is None and not missed:
-            return facts
+        missed = (
+            missed_at is not None
+            and (started is None or started <= missed_at)
+            and not self.probe_miss_contradicted(facts.address)
+        )
+        awaiting = active and not self.media_ready
+        if media is None and active and self.media_source and started is not None:
+            # Went active while HCI watches: give the capture time to attribute the link.
+            awaiting = awaiting or 0 <= now - started < MEDIA_ATTRIBUTION_S
         if media is None:
-            return replace(facts, probe_missed=True)
+            if not (missed or awaiting):
+                return facts
+            return replace(facts, probe_missed=missed, awaiting_media=awaiting)
         # Silence counts from the last media packet, but no earlier than the moment the HCI
         # source began watching the link or (a stream that just started) the transport went
         # active: each gets STALL_AFTER_S before it counts.
-        moments = (media.last_media_t, media.since, self._active_since.get(path))
+        began = [m for m in (media.since, started) if m is not None and m >= 0]
+        moments = [media.last_media_t, *began]
         known = [m for m in moments if m is not None and m >= 0]
         last = max(known) if known else None
+        # No media packet since this stream began: HCI has not vouched for it yet.
+        no_packet_yet = media.last_media_t is None or (
+            bool(began) and media.last_media_t < max(began)
+        )
         return replace(
             facts,
             media_pps=self._shown_pps.get(facts.address, media.pps),
             last_media_t=last,
             probe_missed=missed,
+            awaiting_media=awaiting or (active and no_packet_yet),
         )
 
     def _rejudge(self, path: str, facts: DeviceFacts, now: float) -> list[Event]:
         old = self.speakers.get(path)
         facts = self._with_overlays(path, facts, now)
         verdict = classify(facts, now, source_available=self.source_available)
+        if facts.awaiting_media and verdict == Verdict.PENDING:
+            self.awaiting_media.add(path)
+        else:
+            self.awaiting_media.discard(path)
         new = Speaker(
             path=path,
             address=facts.address,
@@ -334,6 +401,11 @@ class FleetState:
             events.append(TransportEvent(now, new.address, new_state or "absent", codec))
         events.append(SpeakerEvent(now, new))
         return events
+
+
+def _in_fleet(facts: DeviceFacts) -> bool:
+    """A paired (or bonded) audio sink (DESIGN §3); discovery's unpaired devices are not."""
+    return facts.is_speaker and facts.paired
 
 
 def _moved(shown: float, pps: float) -> bool:

@@ -80,8 +80,12 @@ class DeviceFacts:
     media_pps: float | None = None
     #: Unix time of the last A2DP media packet seen on HCI, None when unknown.
     last_media_t: float | None = None
-    #: True when the most recent probe did not hear this speaker.
+    #: True when the most recent probe did not hear this speaker (and HCI has not shown
+    #: media flowing since: the fresher, stronger source wins).
     probe_missed: bool = False
+    #: True while the HCI source's word on this stream is still to come: the source has not
+    #: caught up with the present yet, or no media packet has passed since the stream began.
+    awaiting_media: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,12 @@ class Speaker:
     rssi: int | None = None
     #: Unix time of its last BLE advertisement (`--ble`), None when never seen.
     ble_seen: float | None = None
+
+    @property
+    def in_fleet(self) -> bool:
+        """Counted in the fleet (DESIGN §3): a paired (or bonded) audio sink. Devices that
+        bluetoothd creates during discovery (Paired=false) are someone else's."""
+        return self.is_speaker and self.paired
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], t: float) -> Speaker:

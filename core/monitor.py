@@ -27,6 +27,12 @@ if TYPE_CHECKING:  # core.config imports core.bluez.control, which imports this 
 
 #: How often pending transport losses are confirmed (well under CONFIRM_AFTER_S).
 TICK_S = 0.5
+#: An HCI source that has not caught up with the present within this long (a capture file
+#: nobody writes yet) stops holding verdicts back: BlueZ's word stands alone (s).
+HCI_FIRST_SAY_S = 3.0
+#: A probe that missed a speaker is re-checked this long after, on that speaker alone, so a
+#: miss (a cough, a door) is not held until the next periodic probe (s).
+PROBE_RECHECK_S = 8.0
 #: Dropouts kept per speaker in a snapshot (the detail view lists them).
 RECENT_DROPOUTS = 50
 
@@ -55,6 +61,8 @@ class MediaSource(Protocol):
 
     @property
     def status(self) -> str: ...
+    @property
+    def caught_up(self) -> bool: ...
     async def run(self) -> None: ...
     def rates(self, now: float) -> Mapping[str, MediaRate]: ...
 
@@ -96,6 +104,12 @@ class Monitor:
             clock=clock,
             on_events=self._from_mirror,
         )
+        #: When the HCI source was started (its first say is awaited up to HCI_FIRST_SAY_S).
+        self._hci_started = clock()
+        if hci is not None:
+            self.mirror.state.expect_media()
+        #: The pending re-check of a probe's misses (PROBE_RECHECK_S), if any.
+        self._recheck: asyncio.Task[None] | None = None
         if config is not None:
             self.mirror.state.configure(
                 aliases=config.aliases, groups=config.group_of, expected=config.expected
@@ -125,18 +139,31 @@ class Monitor:
         self.probes.add(event)
         not_heard = missed(event)
         state = self.mirror.state
-        changes = state.set_probe_missed(not_heard, now, event.t)
+        probed = frozenset(r.address for r in event.results)
+        changes = state.set_probe_missed(not_heard, now, event.t, probed=probed)
         dropouts: list[DropoutEvent] = []
+        names = {r.address: r.name for r in event.results}
         for address in sorted(not_heard):
+            if state.probe_miss_contradicted(address):
+                # HCI saw its media flow after the probe played: the fresher, stronger
+                # source wins; the miss is the room's or the microphone's, not a dropout.
+                self.mirror.warnings.append(
+                    f"probe did not hear {names.get(address, address)}, but its media flows "
+                    "on HCI: check its volume and that the microphone can hear it"
+                )
+                continue
             dropouts.extend(self.detector.probe_missed(address, event.t))
         # The verdicts the probe changed (stalled, or streaming again: that ends the dropout).
         dropouts.extend(self.detector.observe_events(changes, now))
         self.state.version += 1  # the drift panel changed
         self._publish([event, *changes, *dropouts, *self._annotations(changes, dropouts, now)])
 
-    async def probe(self, backend: Backend, only: Sequence[str] = ()) -> ProbeEvent:
+    async def probe(
+        self, backend: Backend, only: Sequence[str] = (), *, recheck: bool = True
+    ) -> ProbeEvent:
         """Probe the speakers that should play (or `only` these addresses) now; the result
-        is recorded. Raises ProbeFailed (recorded too) when the probe cannot run."""
+        is recorded, and a speaker it did not hear is probed once more PROBE_RECHECK_S
+        later (`recheck`). Raises ProbeFailed (recorded too) when the probe cannot run."""
         targets = targets_for(self.snapshot().speakers, only)
         if not targets:
             message = (
@@ -162,7 +189,28 @@ class Monitor:
             self.probing = ""
             self.state.version += 1
         self.record_probe(event)
+        silent = frozenset(self.state.probe_missed) & missed(event)
+        if recheck and silent:
+            if self._recheck is not None:
+                self._recheck.cancel()
+            self._recheck = asyncio.create_task(self._recheck_later(backend, silent))
         return event
+
+    async def _recheck_later(self, backend: Backend, addresses: frozenset[str]) -> None:
+        """Probe the speakers a probe missed once more, alone, while they still should play:
+        a miss is confirmed or cleared within seconds, not held until the next probe."""
+        await asyncio.sleep(PROBE_RECHECK_S)
+        while self.probing:
+            await asyncio.sleep(TICK_S)
+        playing = {
+            s.address
+            for s in self.state.speakers.values()
+            if s.transport is not None and s.transport.state in ("active", "broadcasting")
+        }
+        still = sorted(a for a in addresses if a in self.state.probe_missed and a in playing)
+        if still:
+            with contextlib.suppress(ProbeFailed):
+                await self.probe(backend, still, recheck=False)
 
     def probe_failed(self, message: str) -> None:
         """A probe that could not run: shown in the drift panel and the log's warnings
@@ -243,7 +291,7 @@ class Monitor:
     # -- internals -----------------------------------------------------------------------
     def _from_mirror(self, events: list[Event]) -> None:
         now = self.clock()
-        dropouts = self.detector.observe_events(events, now)
+        dropouts = self.detector.observe_events(_fleet_only(events), now)
         self._publish(events + dropouts + self._annotations(events, dropouts, now))
 
     def _annotations(
@@ -326,7 +374,14 @@ class Monitor:
             return []
         rates = self.hci.rates(now)
         facts = {a: MediaFacts(r.pps, r.last_media_t, r.since) for a, r in rates.items()}
-        return self.mirror.state.set_media(facts, now)
+        ready = self.hci.caught_up or now - self._hci_started >= HCI_FIRST_SAY_S
+        return self.mirror.state.set_media(facts, now, ready=ready)
+
+    def media_settled(self) -> bool:
+        """True when no verdict waits for the HCI source's word any more (`watch` waits for
+        this, bounded, so that its first snapshot is complete)."""
+        state = self.mirror.state
+        return state.media_ready and not state.awaiting_media
 
     async def _tick(self) -> None:
         while True:
@@ -338,6 +393,16 @@ class Monitor:
             dropouts = self.detector.tick(now)
             if dropouts:
                 self._publish([*dropouts, *self._annotations([], dropouts, now)])
+
+
+def _fleet_only(events: list[Event]) -> list[Event]:
+    """Events the dropout detector may see: none about an unpaired device (`--all` lists
+    them; a neighbour's speaker going quiet is not our dropout), except its removal."""
+    return [
+        e
+        for e in events
+        if not isinstance(e, SpeakerEvent) or e.speaker.paired or not e.speaker.connected
+    ]
 
 
 def _with_presence(speaker: Speaker, table: PresenceTable, now: float) -> Speaker:

@@ -26,6 +26,9 @@ def classify(facts: DeviceFacts, now: float, *, source_available: bool = True) -
             facts.last_media_t is None or now - facts.last_media_t >= STALL_AFTER_S
         ):
             return Verdict.STALLED
+        if facts.awaiting_media:
+            # Not `streaming` on the account of a source that has not had its say yet.
+            return Verdict.PENDING
         return Verdict.STREAMING
     if transport.state == "pending":
         return Verdict.PENDING

@@ -14,6 +14,13 @@ from tui.source import Source, fail, make_monitor
 if TYPE_CHECKING:
     from core.events import Event
 
+#: How long `watch` waits for BlueZ to answer before its first snapshot (s); --duration
+#: counts from that snapshot on, so `--duration 0` still prints a complete one.
+READY_S = 3.0
+#: How long the first snapshot may wait for the HCI source's first say, so that no speaker
+#: is called streaming on its account before it spoke (s; covers HCI_FIRST_SAY_S and the
+#: 1 s a watched link gets before it counts as stalled).
+SETTLE_S = 4.0
 #: How long `watch --ble` waits for BLE scanning to start or be refused (bleak's own
 #: call timeout is 5 s; this leaves it room).
 BLE_DECISION_S = 6.0
@@ -69,8 +76,11 @@ async def _watch(source: Source, as_json: bool, duration: float | None, include_
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
-    deadline = None if duration is None else time.monotonic() + duration
-    ready = await mirror.wait_ready(min(3.0, duration) if duration is not None else 3.0)
+    ready = await mirror.wait_ready(READY_S)
+    if ready:
+        settle_until = time.monotonic() + SETTLE_S
+        while not monitor.media_settled() and time.monotonic() < settle_until:
+            await asyncio.sleep(0.1)
     if ready and monitor.ble is not None:
         # A refused --ble is bad input (exit 2); a scan bleak cannot run is only a warning.
         with contextlib.suppress(TimeoutError):
@@ -103,6 +113,7 @@ async def _watch(source: Source, as_json: bool, duration: float | None, include_
             )
     out.flush()
     started = True
+    deadline = None if duration is None else time.monotonic() + duration
     try:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         with contextlib.suppress(TimeoutError):

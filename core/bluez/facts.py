@@ -100,7 +100,8 @@ def device_facts(cache: ObjectCache, path: str) -> DeviceFacts | None:
         name=name,
         adapter=adapter_name(adapter_path),
         adapter_powered=adapter_props.get("Powered"),
-        paired=bool(props.get("Paired", False)),
+        # Bonded (BlueZ 5.67+) without Paired happens for keys restored from storage.
+        paired=bool(props.get("Paired", False) or props.get("Bonded", False)),
         connected=bool(props.get("Connected", False)),
         is_speaker=is_audio_sink(props),
         transport=a2dp_transport(cache.transports_for(path)),

@@ -149,6 +149,9 @@ class HciLive:
         self._live = True
         self._close_hooks: list[Callable[[], None]] = []
         self._last_growth: float | None = None
+        #: True once the source has read up to the present (a file to its end, a socket
+        #: opened): until then its silence about a link means nothing.
+        self.caught_up = False
 
     # --- constructors ---------------------------------------------------------------------
     @classmethod
@@ -216,6 +219,7 @@ class HciLive:
             for record in BtsnoopReader(stream):
                 live._feed(record)
         live._state = "reading"
+        live.caught_up = True
         return live
 
     # --- what the rest of the program reads --------------------------------------------------
@@ -328,6 +332,7 @@ class HciLive:
         loop.add_reader(sock.fileno(), readable)
         self._close_hooks.append(stop)
         self._state = "reading"
+        self.caught_up = True  # the monitor channel carries only what happens from now on
         await done
 
     async def _read_file(self, path: Path, poll_s: float) -> None:
@@ -349,6 +354,8 @@ class HciLive:
                         await asyncio.sleep(0)
             self._state = self._file_state(follower, stream, path)
             if len(data) < READ_CHUNK:
+                # At the end of what was written so far (or nothing to read yet).
+                self.caught_up = self._state == "reading"
                 await asyncio.sleep(poll_s)
 
     def _file_state(self, follower: FileFollower, stream: SnoopStream, path: Path) -> str:

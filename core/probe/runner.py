@@ -71,7 +71,7 @@ def targets_for(speakers: Sequence[Speaker], only: Sequence[str] = ()) -> list[T
     chosen = [
         s
         for s in speakers
-        if s.is_speaker and (s.address in wanted if wanted else s.verdict in PLAYING)
+        if s.in_fleet and (s.address in wanted if wanted else s.verdict in PLAYING)
     ]
     return [Target(s.address, s.name, i + 1) for i, s in enumerate(chosen)]
 

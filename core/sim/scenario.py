@@ -71,6 +71,17 @@ DEFAULT_FLEET: Final = (
     SimDevice(
         "F4:4E:FD:10:22:0A", "Foyer", "hci3", codec="SBC", delay_tenth_ms=1650, media_stalls=True
     ),
+    # A neighbour's speaker that bluetoothd heard during discovery (Paired=false): never
+    # part of the fleet or its counts; `a` / --all lists it, marked unpaired.
+    SimDevice(
+        "30:C0:1D:5E:00:0B",
+        "Neighbour JBL",
+        "hci0",
+        codec="SBC",
+        paired=False,
+        connected=False,
+        transport_state=None,
+    ),
     # Not a speaker: hidden unless `a` / --all shows every paired device.
     SimDevice(
         "A4:50:46:00:00:09",
@@ -95,6 +106,13 @@ ROOM: Final[dict[str, RoomSpeaker]] = {
     "00:1A:7D:DA:71:02": RoomSpeaker(171.0, drift_ppm=-25.0, distance_m=7.5),
     "00:1A:7D:DA:71:03": RoomSpeaker(42.0, drift_ppm=60.0, distance_m=3.0),
     STALLED: RoomSpeaker(175.0, distance_m=12.0, silent=True),
+    # Silent today (idle, no A2DP, stuck, away), heard as soon as a resync or connect makes
+    # them play: a probe after `r` must hear the speaker it fixed.
+    "F4:4E:FD:10:22:04": RoomSpeaker(183.0, drift_ppm=-8.0, distance_m=9.0),
+    "F4:4E:FD:10:22:05": RoomSpeaker(168.0, distance_m=14.0),
+    "F4:4E:FD:10:22:06": RoomSpeaker(162.0, drift_ppm=12.0, distance_m=10.0),
+    "F4:4E:FD:10:22:07": RoomSpeaker(176.0, distance_m=11.0),
+    "5C:F3:70:99:00:08": RoomSpeaker(179.0, distance_m=8.0),
 }
 
 

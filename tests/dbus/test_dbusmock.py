@@ -417,3 +417,38 @@ async def test_dbusmock_differences_property_types(
         assert device_types["AdvertisingFlags"] == "aay"  # BlueZ: ay
     finally:
         await fake_service.stop()
+
+
+async def test_unpaired_neighbours_are_not_the_fleet(
+    dbusmock_bluez: MockBluez, start_mirror
+) -> None:
+    """Discovery creates Paired=false devices (dbusmock's AddDevice does too): a neighbour's
+    speaker, even connected and streaming, is neither listed nor counted, and joins once it
+    is paired. With --all it is listed (paired=false) but still outside the counts."""
+    mock = dbusmock_bluez
+    await mock.add_adapter("hci0", "stage")
+    ours = Spk("00:1A:7D:DA:71:01", "Stage Left", "hci0", True, "active", "SBC", "streaming")
+    neighbour = "00:1A:7D:DA:71:0B"
+    for address, name, pair in ((ours.address, ours.name, True), (neighbour, "JBL Go", False)):
+        path = await mock.add_device("hci0", address, name)
+        if pair:
+            await mock.pair_device("hci0", address)
+        await mock.update(
+            path,
+            DEVICE,
+            {"UUIDs": Variant("as", ours.sim().uuids), "Class": Variant("u", COD_LOUDSPEAKER)},
+        )
+        await mock.connect_device("hci0", address)
+        codec, config = CODEC_WIRE["SBC"]
+        await mock.add_transport(path, state="active", codec=codec, configuration=config)
+    run = await start_mirror(mock.bus_address)
+    everything = await start_mirror(mock.bus_address, include_all=True)
+    await wait_for(lambda: run.verdicts() == {ours.address: "streaming"}, message="fleet")
+    assert run.mirror.snapshot().counts.line() == "1 of 1 connected speaker streaming"
+    await wait_for(lambda: neighbour in everything.verdicts(), message="--all lists it")
+    listed = everything.speaker(neighbour)
+    assert listed is not None and listed.paired is False and not listed.in_fleet
+    assert everything.mirror.snapshot().counts.speakers == 1
+    await mock.pair_device("hci0", neighbour)
+    await wait_for(lambda: neighbour in run.verdicts(), message="paired: it joins")
+    assert run.mirror.snapshot().counts.line() == "2 of 2 connected speakers streaming"

@@ -60,8 +60,15 @@ CASES: list[tuple[str, dict[str, Any], bool, Verdict]] = [
         Verdict.STALLED,
     ),
     ("last probe missed it", {"probe_missed": True}, True, Verdict.STALLED),
+    ("HCI has not had its say yet", {"awaiting_media": True}, True, Verdict.PENDING),
     (
-        "probe missed beats fresh HCI media",
+        "HCI watched a second without a packet",
+        {"awaiting_media": True, "media_pps": 0.0, "last_media_t": NOW - 1.0},
+        True,
+        Verdict.STALLED,
+    ),
+    (
+        "a probe miss that FleetState kept (no HCI media since) beats the rate",
         {"probe_missed": True, "media_pps": 300.0, "last_media_t": NOW},
         True,
         Verdict.STALLED,
