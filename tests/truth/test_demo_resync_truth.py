@@ -31,12 +31,14 @@ SPEED = 5.0
 
 
 @pytest.fixture
-async def demo_monitor() -> AsyncIterator[Monitor]:
+async def demo_monitor(request: pytest.FixtureRequest) -> AsyncIterator[Monitor]:
+    """The demo fleet and a Monitor following its HCI capture (marker `no_hci`: without)."""
     require_binary("dbus-daemon", "dbus")
     fleet = DemoFleet(speed=SPEED)
     bus = await asyncio.to_thread(fleet.start)
     assert fleet.hci_file is not None
-    monitor = Monitor(bus, hci=HciLive.follow(Path(fleet.hci_file)))
+    with_hci = request.node.get_closest_marker("no_hci") is None
+    monitor = Monitor(bus, hci=HciLive.follow(Path(fleet.hci_file)) if with_hci else None)
     task = asyncio.create_task(monitor.run())
     try:
         assert await monitor.wait_ready(10.0)
@@ -102,3 +104,41 @@ async def test_a_probe_miss_that_hci_contradicts_is_no_stall_and_no_dropout(
     assert _verdict(monitor, BAR) == Verdict.STREAMING
     assert monitor.detector.dropouts(BAR) == []
     assert any("probe did not hear Bar" in w for w in monitor.mirror.warnings)
+
+
+class _CoughOnce:
+    """The demo room, except that the first probe does not hear `deaf` (a door slammed)."""
+
+    def __init__(self, room: RoomBackend, deaf: str) -> None:
+        self.room, self.deaf, self.calls = room, deaf, 0
+        self.source = room.source
+
+    def capture(self, targets, signals, rate):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == 1:
+            keep = [i for i, t in enumerate(targets) if t.address != self.deaf]
+            recording = self.room.capture([targets[i] for i in keep], signals[keep], rate)
+            return recording
+        return self.room.capture(targets, signals, rate)
+
+
+@pytest.mark.no_hci  # judged by the probe alone: no HCI media to contradict the miss
+async def test_a_probe_miss_is_rechecked_within_seconds(
+    demo_monitor: Monitor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A miss without HCI to contradict it stalls the speaker; the re-check probe of that
+    speaker alone, seconds later, hears it and ends the stall and its one dropout."""
+    import core.monitor
+
+    monkeypatch.setattr(core.monitor, "PROBE_RECHECK_S", 0.5)
+    monitor = demo_monitor
+    stage_left = "00:1A:7D:DA:71:01"
+    await wait_for(lambda: _verdict(monitor, stage_left) == Verdict.STREAMING, timeout=10)
+    backend = _CoughOnce(RoomBackend(ROOM, monitor.clock), stage_left)
+    event = await monitor.probe(backend)  # type: ignore[arg-type]
+    assert {r.address: r.detected for r in event.results}[stage_left] is False
+    assert _verdict(monitor, stage_left) == Verdict.STALLED
+    await wait_for(lambda: backend.calls == 2, timeout=10, message="the re-check probe")
+    await wait_for(lambda: _verdict(monitor, stage_left) == Verdict.STREAMING, timeout=5)
+    (dropout,) = monitor.detector.dropouts(stage_left)
+    assert dropout.end is not None
