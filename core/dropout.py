@@ -143,7 +143,8 @@ class DropoutDetector:
 
         `transport` records judge only speakers never seen in a `speaker` record (feed them
         for logs that have none); `probe` records count their misses (the live Monitor calls
-        `probe_missed` instead).
+        `probe_missed` instead); a speaker record marked `"snapshot": true` is the state a
+        recording starts in.
         """
         kind = record.get("type")
         t = float(record.get("t", now))
@@ -154,7 +155,15 @@ class DropoutDetector:
             return []
         if kind == "speaker":
             verdict = str(record.get("verdict", "unknown"))
-            return self._verdict(address, verdict, bool(record.get("connected", False)), t)
+            connected = bool(record.get("connected", False))
+            if record.get("snapshot") is True and address not in self.speakers:
+                # The fleet as a recording starts: a state, not a change (a stall that began
+                # before the recording is not one of its dropouts).
+                spk = self._spk(address)
+                spk.verdict, spk.connected = verdict, connected
+                spk.spells = [(t, None)] if verdict in PLAYING else []
+                return []
+            return self._verdict(address, verdict, connected, t)
         if kind == "transport":
             state = record.get("state")
             self._transports[address] = state if isinstance(state, str) else None

@@ -162,7 +162,7 @@ def build_report(
                     names.setdefault(speaker["address"], str(speaker.get("name", "")))
                     # The fleet as the recording starts: without it a speaker's first drop
                     # is missed (the detector would not know it was streaming).
-                    raw.append({**speaker, "type": "speaker", "t": t})
+                    raw.append({**speaker, "type": "speaker", "t": t, "snapshot": True})
         elif kind == "dropout":
             recorded.append(record)
         elif kind in RAW_TYPES:

@@ -145,8 +145,8 @@ JITTER = 0.02
 OUTAGE_S = 6.8
 #: A transport dropout (A2DP idle while still linked) lasts this long.
 TRANSPORT_OUTAGE_S = 9.0
-#: Delay of the Monitor's tick that confirms a transport loss (CONFIRM_AFTER_S + a bit).
-CONFIRM_DELAY_S = 2.3
+#: Delay of the Monitor's tick that confirms a transport loss (FLEET_STOP_SPREAD_S + a tick).
+CONFIRM_DELAY_S = 5.5
 
 
 @dataclass
@@ -214,7 +214,7 @@ class Recording:
 
 class _Writer:
     """Collects lines with the moment `watch` would print them (a dropout's line comes after
-    the events that revealed it, but its `t` is when the audio stopped)."""
+    the events that revealed it, its `start_t` is when the audio stopped)."""
 
     def __init__(self) -> None:
         self.out: list[tuple[float, int, str, str]] = []
@@ -257,7 +257,10 @@ class _Writer:
         self.emit(t + 0.0004, DeviceEvent(t + 0.0004, address, False, reason))
         self.speaker(t + 0.0004, address, "disconnected")
         if reason != "local":
-            self.emit(t + 0.0004, DropoutEvent(t, address, "link", together_with=together))
+            self.emit(
+                t + 0.0004,
+                DropoutEvent(t + 0.0004, address, "link", together_with=together, start_t=t),
+            )
             self.last_dropout[address] = t
             self.speaker(t + 0.0005, address, "disconnected", True, "annotation")
         back = t + OUTAGE_S
@@ -268,7 +271,9 @@ class _Writer:
         self.transport(back, address, "active")
         self.speaker(back, address, "streaming", annotate=True)
         if reason != "local":
-            self.emit(back, DropoutEvent(t, address, "link", OUTAGE_S, "end", back, ends))
+            self.emit(
+                back, DropoutEvent(back, address, "link", OUTAGE_S, "end", back, ends, start_t=t)
+            )
         return back
 
     def transport_drop(
@@ -278,14 +283,20 @@ class _Writer:
         self.transport(t, address, "idle")
         self.speaker(t, address, "connected-idle")
         confirmed = t + CONFIRM_DELAY_S
-        self.emit(confirmed, DropoutEvent(t, address, "transport", together_with=together))
+        self.emit(
+            confirmed,
+            DropoutEvent(confirmed, address, "transport", together_with=together, start_t=t),
+        )
         self.last_dropout[address] = t
         self.speaker(confirmed, address, "connected-idle", True, "annotation")
         back = t + TRANSPORT_OUTAGE_S
         self.transport(back, address, "active")
         self.speaker(back, address, "streaming", annotate=True)
         duration = round(back - t, 3)
-        self.emit(back, DropoutEvent(t, address, "transport", duration, "end", back, ends))
+        self.emit(
+            back,
+            DropoutEvent(back, address, "transport", duration, "end", back, ends, start_t=t),
+        )
         return back
 
     def tagged(self) -> list[tuple[str, str]]:
@@ -300,7 +311,7 @@ def make_recording(seed: int = 1, slots: int = 30, miss: float = 0.2) -> Recordi
     """A seeded recording (see the module doc); `slots` periods of the periodic dropper.
 
     The recording ends as `watch` output often does: with the `end` line of the periodic
-    dropper's last dropout (whose `t` is when that dropout started)."""
+    dropper's last dropout."""
     rng = random.Random(seed)
     t0 = 1_700_000_000.0
     # The periodic dropper: a renewal process from its previous (true) drop.

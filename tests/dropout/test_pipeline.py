@@ -298,9 +298,11 @@ async def test_period_survives_a_restart(
     reopened = EventStore(path, retention_days=None)
     reopened.open()
     history = list(reopened.read(types={"dropout"}))
-    assert [(r["t"], r["phase"]) for r in history] == [
+    assert [(r["start_t"], r["phase"]) for r in history] == [
         (t, phase) for t in drops for phase in ("start", "end")
     ]
+    # Each line's `t` is when it was written: the start as the link went, the end on return.
+    assert [r["t"] for r in history] == [t + dt for t in drops for dt in (0.0, OUTAGE_S)]
     row = report_from_db(path, now=clock())["speakers"]
     assert [(r["address"], r["dropouts"], r["period_s"]) for r in row] == [
         (DROPPER, 6, round(before.period_s, 1))

@@ -320,7 +320,7 @@ def test_watch_json_output_is_report_input(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in watch.stdout.splitlines()]
     starts = sorted(
         {
-            e["t"]
+            e["start_t"]
             for e in lines
             if e["type"] == "dropout" and e["address"] == DROPPER and e["phase"] == "start"
         }
@@ -331,9 +331,11 @@ def test_watch_json_output_is_report_input(tmp_path: Path) -> None:
         assert b - a == pytest.approx(DROP_PERIOD_S / speed, rel=0.02)
 
     result = report_json("--events", str(path))
-    # The dropper, and Foyer: its stream stalls at start (the demo's simulated HCI capture).
-    assert [row["address"] for row in result["speakers"]] == [DROPPER, STALLED]
-    assert result["speakers"][1]["kinds"] == {"stall": 1}
+    # The dropper only: Foyer (the demo's stalled speaker) is stalled in the first snapshot
+    # already (watch waits for HCI before it), a stall that began before the recording.
+    snapshot = {s["address"]: s["verdict"] for s in lines[0]["speakers"]}
+    assert snapshot[STALLED] == "stalled"
+    assert [row["address"] for row in result["speakers"]] == [DROPPER]
     row = result["speakers"][0]
     assert row["name"] == "Sub Bass"
     assert row["dropouts"] == len(starts)
@@ -346,6 +348,5 @@ def test_watch_json_output_is_report_input(tmp_path: Path) -> None:
     derived = report_json("--events", str(write(tmp_path / "raw.jsonl", "\n".join(raw) + "\n")))
     assert [(r["address"], r["dropouts"], r["kinds"]) for r in derived["speakers"]] == [
         (DROPPER, len(starts), {"link": len(starts)}),
-        (STALLED, 1, {"stall": 1}),
     ]
     assert derived["speakers"][0]["last"] == starts[-1]
