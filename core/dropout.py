@@ -87,6 +87,8 @@ class _Speaker:
     silence: _Silence | None = None
     #: Start of an open stall a music stop may still retract.
     stall_check: float | None = None
+    #: When the audio server last released its transport (idle, pending).
+    released_t: float | None = None
     #: Its last two spells of streaming, (from, until or None): whether it streamed at a
     #: given moment, so a silence is judged as of its deadline however late the tick comes.
     spells: list[tuple[float, float | None]] = field(default_factory=list)
@@ -203,7 +205,8 @@ class DropoutDetector:
                 if (
                     stall is not None
                     and stall.start == started
-                    and spk.verdict in RELEASED
+                    and spk.released_t is not None
+                    and spk.released_t >= started
                     and not self._others_streaming(address, started + wait)
                 ):
                     # Media stopped, then the transport was released with the whole fleet's:
@@ -243,6 +246,8 @@ class DropoutDetector:
         was = spk.verdict
         spk.verdict = verdict
         spk.connected = connected
+        if verdict in RELEASED:
+            spk.released_t = t
         if (verdict in PLAYING) != (was in PLAYING):
             if verdict in PLAYING:
                 spk.spells = [*spk.spells[-1:], (t, None)]
@@ -319,10 +324,17 @@ class DropoutDetector:
     def _probe(self, record: Mapping[str, Any], t: float) -> list[DropoutEvent]:
         out: list[DropoutEvent] = []
         for result in record.get("results") or ():
-            if isinstance(result, Mapping) and result.get("detected") is False:
-                address = result.get("address")
-                if isinstance(address, str):
-                    out.extend(self.probe_missed(address, t, t))
+            address = result.get("address") if isinstance(result, Mapping) else None
+            if not isinstance(address, str):
+                continue
+            if result.get("detected") is False:
+                out.extend(self.probe_missed(address, t, t))
+                continue
+            spk = self.speakers.get(address)
+            if spk is not None and spk.open is not None and spk.open.kind == "probe":
+                # Heard again: the end of a miss whose verdict never changed (a log without
+                # speaker rows, or from before probe misses made a speaker `stalled`).
+                out.append(self._end(spk, t))
         return out
 
     def _action(self, address: str, record: Mapping[str, Any], t: float) -> list[DropoutEvent]:
