@@ -186,9 +186,10 @@ class DropoutDetector:
         it is already silent or in a dropout: a stalled stream the probe confirms is one
         dropout). The event is stamped `now` (the analysis ends after the probe played)."""
         spk = self._spk(address)
+        out = self._stale_miss(spk, spk.verdict, t)
         if spk.open is not None or spk.silence is not None:
-            return []
-        return [self._start(address, "probe", t, t if now is None else max(t, now))]
+            return out
+        return [*out, self._start(address, "probe", t, t if now is None else max(t, now))]
 
     def tick(self, now: float) -> list[DropoutEvent]:
         """Judge the silences and stalls the fleet has had FLEET_STOP_SPREAD_S to explain."""
@@ -259,15 +260,29 @@ class DropoutDetector:
                 # Back before the fleet showed what the silence was: judge it now.
                 return self._judge(address, spk, t, ended=t)
             return [self._end(spk, t)] if spk.open is not None else []
+        out = self._stale_miss(spk, was, t)
         if spk.open is not None or spk.silence is not None:
-            return []  # the same interruption goes on
+            return out  # the same interruption goes on
         if verdict == "stalled" and was != "stalled":
             spk.stall_check = t if was in PLAYING else None
-            return [self._start(address, "stall", t, t)]
-        if was in PLAYING and verdict != "unknown":
+            out.append(self._start(address, "stall", t, t))
+        elif was in PLAYING and verdict != "unknown":
             kind = "link" if verdict == "disconnected" else "transport"
             spk.silence = _Silence(t, kind, released=verdict in RELEASED)
-        return []
+        return out
+
+    def _stale_miss(self, spk: _Speaker, was: str, t: float) -> list[DropoutEvent]:
+        """End a probe miss the speaker's verdict never followed (it streamed on, e.g. in a
+        log without speaker rows) when it stops streaming later: that is another interruption."""
+        miss = spk.open
+        if (
+            miss is None
+            or miss.kind != "probe"
+            or was not in PLAYING
+            or t - miss.start <= SAME_INTERRUPTION_S
+        ):
+            return []
+        return [self._end(spk, t)]
 
     def _device(self, address: str, record: Mapping[str, Any], t: float) -> list[DropoutEvent]:
         spk = self._spk(address)
@@ -285,9 +300,10 @@ class DropoutDetector:
     ) -> list[DropoutEvent]:
         silence = spk.silence
         if silence is None:
+            out = self._stale_miss(spk, spk.verdict, t)
             if spk.verdict not in PLAYING or spk.open is not None or reason == "local":
-                return []
-            return [self._start(address, "link", t, t)]  # the device record came first
+                return out
+            return [*out, self._start(address, "link", t, t)]  # the device record came first
         if t - silence.start > STREAMED_RECENTLY_S:
             return []  # a later link loss of a speaker already silent: the silence decides
         if reason == "local":
@@ -512,5 +528,6 @@ def _one_interruption(known: Dropout, start: float, end: float | None) -> bool:
         first_start = known.start
     else:
         first_end, later, first_start = end, known.start, start
-    limit = first_end if first_end is not None else first_start + SAME_INTERRUPTION_S
-    return later <= limit
+    if first_end is not None:
+        return later < first_end
+    return later <= first_start + SAME_INTERRUPTION_S

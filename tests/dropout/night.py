@@ -39,9 +39,10 @@ RANDOM_KINDS = {
     "idle-then-link": 1,
     "stall": 2,
     "probe": 1,
+    "probe-only": 1,
     "probe+stall": 1,
 }
-TRUE_KIND = {"idle-then-link": "link", "probe+stall": "stall"}
+TRUE_KIND = {"idle-then-link": "link", "probe+stall": "stall", "probe-only": "probe"}
 #: Kinds that need another speaker streaming through them (else they are a music stop).
 NEEDS_OTHERS = frozenset({"transport", "idle-then-link"})
 
@@ -306,6 +307,9 @@ def _incident(
         w.state(s + 0.3, a, "stalled")
         _probe(w, e, players, missed=None, heard=a)
         w.state(e + 0.2, a, "streaming")
+    elif inc.kind == "probe-only":
+        # A miss the verdict never followed (no `stalled` row, no later probe of it).
+        _probe(w, s, players, missed=a)
     else:  # probe+stall: HCI saw the stall, a probe a moment later missed it too
         w.state(s, a, "stalled")
         _probe(w, s + rng.uniform(0.1, min(3.0, e - s - 0.5)), players, missed=a)
