@@ -23,8 +23,10 @@ from core.events import Event
 
 log = logging.getLogger(__name__)
 
-#: Version of the tables below, kept in `meta`; a file with a higher one is refused.
-SCHEMA_VERSION: Final = 1
+#: Version of the tables below, kept in `meta`; a file with a higher one is refused, one with
+#: a lower one is migrated when opened for writing (`_MIGRATIONS`). 2 (issue 11): a `dropout`
+#: payload carries `start_t`, and an end line's `t` is its `end_t`.
+SCHEMA_VERSION: Final = 2
 #: Longest time an appended event waits before its commit. DESIGN §6 allows 1 s lost after
 #: `kill -9`; half of it leaves the other half for the write itself.
 COMMIT_INTERVAL_S: Final = 0.5
@@ -365,6 +367,7 @@ class EventStore:
                 "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+            _migrate(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.close()
@@ -513,6 +516,48 @@ class EventStore:
                 self.on_status(status)
             except Exception:
                 log.exception("on_status callback failed")
+
+
+def _dropouts_with_start_t(conn: sqlite3.Connection) -> None:
+    """Version 1 -> 2: every `dropout` payload gets `start_t` (its old `t`, the start), and an
+    end line moves to its `end_t`, so that `t` is when each line's fact happened. Nothing is
+    dropped: the old `t` is kept as `start_t`."""
+    rows = conn.execute("SELECT id, t, payload FROM events WHERE type = 'dropout'").fetchall()
+    updates = []
+    for row_id, t, payload in rows:
+        try:
+            record = json.loads(payload)
+        except ValueError:
+            continue  # a payload we cannot read stays as it is (readers skip it)
+        if not isinstance(record, dict) or "start_t" in record:
+            continue
+        record["start_t"] = record.get("t", t)
+        end_t = record.get("end_t")
+        if record.get("phase") == "end" and isinstance(end_t, int | float):
+            record["t"] = end_t
+        new_t = record.get("t", t)
+        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        updates.append((float(new_t) if isinstance(new_t, int | float) else t, text, row_id))
+    conn.executemany("UPDATE events SET t = ?, payload = ? WHERE id = ?", updates)
+
+
+#: version -> the step that brings a file of that version to the next one.
+_MIGRATIONS: Final[dict[int, Callable[[sqlite3.Connection], None]]] = {
+    1: _dropouts_with_start_t,
+}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring an older file to SCHEMA_VERSION, inside the caller's transaction."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = int(row[0]) if row is not None else SCHEMA_VERSION
+    if version >= SCHEMA_VERSION:
+        return
+    while version < SCHEMA_VERSION:
+        _MIGRATIONS[version](conn)
+        version += 1
+    log.info("event log migrated to schema version %d", SCHEMA_VERSION)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
 
 def _row(event: Event | dict[str, Any]) -> Row:

@@ -110,7 +110,7 @@ def test_round_trip_of_every_event_type(db: Path) -> None:
 
 
 def test_file_layout_matches_design(db: Path) -> None:
-    """WAL journal, schema_version 1 in meta, indexes on t, type and address."""
+    """WAL journal, schema_version (SCHEMA_VERSION) in meta, indexes on t, type and address."""
     with EventStore(db) as store:
         store.append([transport(0)])
     with sqlite3.connect(db) as conn:
