@@ -6,9 +6,10 @@ inverse FFT per speaker). The output is an estimate of the room's impulse respon
 speaker, with low sidelobes whatever the reference (our probes, a chirp, a click, speech).
 Detection compares its envelope peak with a robust noise level; the direct path is the EARLIEST
 envelope peak that stands out of the noise and is within 20 dB of the strongest (a reflection
-may be louder than the direct sound); a log-parabola through the envelope gives the sub-sample
-time, and the two halves of the reference give the speaker's clock skew, so the arrival reported
-is that of sample 0 even when the speaker's clock runs ±100 ppm off.
+may be louder than the direct sound) and proves itself (core/probe/direct.py); a log-parabola
+through the envelope gives the sub-sample time, and the two halves of the reference give the
+speaker's clock skew, so the arrival reported is that of sample 0 even when the speaker's clock
+runs ±100 ppm off. The filter is also weighted by the recording's own spectrum (coloured noise).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import numpy as np
 import scipy.fft as sfft
 
 from core.probe import ProbeError
+from core.probe.direct import CANDIDATE_REL, SHAPE_S, pick_direct
 from core.probe.gaps import Gap, find_gaps
 from core.probe.signals import ProbeSet
-from core.probe.spectra import PAD, Filter, make_filter
+from core.probe.spectra import PAD, Filter, make_filter, noise_profile
 from core.probe.wavio import CLIP_LEVEL
 
 #: Envelope peak / noise needed to call a speaker detected. The largest of N Rayleigh noise
@@ -34,11 +36,6 @@ from core.probe.wavio import CLIP_LEVEL
 DETECT_PNR: Final = 6.3
 DETECT_MARGIN: Final = 1.05
 DETECT_FALSE_ALARM: Final = 0.01
-#: An earlier peak is the direct path when above FIRST_PNR x noise (the largest noise peak
-#: among the 2 400 lags of the search window stays under 5.0 with p = 1 %) AND FIRST_REL of the
-#: strongest (the kernel's sidelobes are at -31 dB; other probes' leakage near -20 dB).
-FIRST_PNR: Final = 6.0
-FIRST_REL: Final = 0.1
 #: How far before the strongest peak the direct path is looked for (a slap-back reflection
 #: more than 50 ms after the direct sound is an echo of its own, not the same arrival).
 FIRST_WINDOW_S: Final = 0.05
@@ -47,6 +44,8 @@ FIRST_WINDOW_S: Final = 0.05
 NOISE_WINDOW_S: Final = 0.2
 #: Fewer lags than this do not make a noise estimate (2 ms: ~25 independent values at 12 kHz).
 MIN_NOISE_S: Final = 0.002
+#: Lags kept clear before the strongest peak when the search window's own noise is measured.
+NEAR_GUARD_S: Final = 0.003
 #: The envelope of an arrival rises this long before its peak (main lobe of the kernel).
 GUARD_S: Final = 0.0005
 #: Clock skew beyond this is not a clock (an error of the half fits): the skew is then ignored.
@@ -80,6 +79,9 @@ class Arrival:
     level_dbfs: float | None
     strongest_ms: float | None = None
     skew_ppm: float | None = None
+    #: an earlier peak (ms before the strongest) that could not be proven the direct path, when
+    #: `arrival_ms` fell back to the strongest path for it
+    unproven_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,23 +155,16 @@ def _envelope_peak(segment: np.ndarray, index: int) -> tuple[float, float]:
     return float(index), float(segment[index])
 
 
-def _first_peak(envelope: np.ndarray, strongest: int, threshold: float) -> int:
-    """The earliest local maximum above `threshold` up to and including `strongest`."""
-    part = envelope[: strongest + 1]
-    above = part >= threshold
-    is_peak = np.zeros(len(part), dtype=bool)
-    is_peak[1:-1] = (part[1:-1] >= part[:-2]) & (part[1:-1] >= part[2:])
-    is_peak[-1] = True
-    candidates = np.flatnonzero(above & is_peak)
-    return int(candidates[0]) if candidates.size else strongest
+def _local_analytic(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Analytic signal of values[lo:hi], computed with a margin against edges."""
+    margin = 256
+    a, b = max(0, lo - margin), min(len(values), hi + margin)
+    return np.asarray(_analytic(values[a:b])[lo - a : hi - a])
 
 
 def _local_envelope(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """Envelope (|analytic signal|) of values[lo:hi], computed with a margin against edges."""
-    margin = 256
-    a, b = max(0, lo - margin), min(len(values), hi + margin)
-    env = np.abs(_analytic(values[a:b]))
-    return np.asarray(env[lo - a : hi - a])
+    """Envelope (|analytic signal|) of values[lo:hi]."""
+    return np.asarray(np.abs(_local_analytic(values, lo, hi)))
 
 
 def _analytic(values: np.ndarray) -> np.ndarray:
@@ -233,21 +228,28 @@ def _locate(rec: np.ndarray, spectrum: np.ndarray, filt: Filter) -> Arrival:
     corr = filt.apply(spectrum)
     strongest = int(np.argmax(np.abs(corr[:n])))
     lo = max(0, strongest - int(FIRST_WINDOW_S * filt.rate) - 2)
-    hi = min(n, strongest + 3)
-    env = _local_envelope(corr, lo, hi)
+    hi = min(n, strongest + 3 + int(SHAPE_S * filt.rate) + 2)  # room for its shape
+    analytic = _local_analytic(corr, lo, hi)
+    env = np.abs(analytic)
     peak_pos = int(np.argmax(env[max(0, strongest - lo - 2) :])) + max(0, strongest - lo - 2)
     strong_at, strong_height = _envelope_peak(env, peak_pos)
     sigma = _noise_sigma(corr, strongest, n, filt.rate)
     # Leakage varies with lag: also measure the search window up to the first point that could
     # be the direct path (nothing of this speaker arrives before that point).
-    earliest = int(np.argmax(env >= FIRST_REL * strong_height)) - int(GUARD_S * filt.rate)
+    earliest = int(np.argmax(env >= CANDIDATE_REL * strong_height)) - int(GUARD_S * filt.rate)
     if earliest >= int(MIN_NOISE_S * filt.rate):
         sigma = max(sigma, _mad_sigma(corr[lo : lo + earliest]))
+    # ...and the whole search window (the median shrugs off a direct path and a few early
+    # reflections): an absent speaker's best peak often sits where the other probes' leakage
+    # starts, louder than the noise before it.
+    near = strongest - int(NEAR_GUARD_S * filt.rate)
+    if near - lo >= int(MIN_NOISE_S * filt.rate):
+        sigma = max(sigma, _mad_sigma(corr[lo:near]))
     pnr = strong_height / sigma if sigma > 0 else np.inf
     if pnr < detect_threshold(n):
         return Arrival(filt.index, False, None, _db(pnr), None)
-    threshold = max(FIRST_PNR * sigma, FIRST_REL * strong_height)
-    first = _first_peak(env, peak_pos, threshold)
+    pick = pick_direct(corr, analytic, lo, peak_pos, sigma, filt.rate)
+    first = pick.index
     direct_at, direct_height = _envelope_peak(env, first)
     direct = lo + direct_at
     slope = _half_delays(rec, filt, direct) if filt.halves else None
@@ -264,6 +266,7 @@ def _locate(rec: np.ndarray, spectrum: np.ndarray, filt: Filter) -> Arrival:
         level_dbfs=_db(direct_height * filt.rms),
         strongest_ms=(lo + strong_at) * to_ms,
         skew_ppm=skew,
+        unproven_ms=pick.unproven_ms,
     )
 
 
@@ -290,10 +293,17 @@ def analyze(recording: np.ndarray, rate: int, reference: ProbeSet) -> Analysis:
     # room for every lag of the filter's response without circular wrap (see make_filter)
     n_fft = sfft.next_fast_len(rec.size + reference.length + 2 * PAD, real=True)
     spectrum = sfft.rfft(rec.astype(FFT_DTYPE), n_fft)
+    profile = noise_profile(spectrum, rate, n_fft)
     arrivals = []
     for index, signal in enumerate(reference.signals, start=1):
-        filt = make_filter(signal, rate, n_fft, index)
+        filt = make_filter(signal, rate, n_fft, index, profile)
         arrival = _locate(rec, spectrum, filt)
+        if arrival.unproven_ms is not None:
+            warnings.append(
+                f"speaker {index}: a peak {arrival.unproven_ms:.2f} ms before its strongest path "
+                "could not be confirmed as the direct path (too close to the noise, or not "
+                "shaped like this probe); arrival_ms is the strongest path"
+            )
         if arrival.detected and arrival.arrival_ms is not None:
             end_s = arrival.arrival_ms / 1000.0 + reference.duration_s
             if end_s > rec.size / rate:

@@ -1,9 +1,13 @@
 """Gaps: silences of at least 20 ms inside an otherwise continuous tone or programme.
 
-A Bluetooth dropout cuts the sound off at once and leaves only the room noise for tens of
-milliseconds, so a gap is a run of short frames far below the programme's typical level, with
-programme on both sides (silence before the first and after the last sound is not a gap), that
-starts abruptly (a note dying away into a pause is music, not a dropout).
+A Bluetooth dropout cuts the sound off at once and leaves only the room's noise for tens of
+milliseconds. The level is tracked where the programme is: at the tone's own frequency when the
+recording is one tone (a narrow band holds the tone and little of the noise), over the whole
+band otherwise. A gap is a run of frames well below the programme and near the noise floor
+measured where the programme is absent, with programme on both sides (silence before the first
+and after the last sound is not a gap), that starts abruptly (a note dying away is music).
+The thresholds follow the recording's own contrast, so any absolute level and any SNR of 10 dB
+or more works.
 """
 
 from __future__ import annotations
@@ -13,20 +17,47 @@ from typing import Final
 
 import numpy as np
 
-#: Frame length and hop of the level track: short enough to time a 20 ms hole to ~0.5 ms,
-#: long enough to contain a cycle of anything above 500 Hz.
+#: Length of the level track's frames and their hop: short enough to time a 20 ms hole to a
+#: fraction of a ms, long enough to contain a cycle of anything above 500 Hz.
 FRAME_S: Final = 0.002
 HOP_S: Final = 0.0005
-#: A frame is silent this far below the programme's median level (a dropout is a digital
-#: zero; music's own quiet moments stay within ~20 dB of the median over a few ms).
-SILENT_BELOW_DB: Final = 25.0
-#: ...and at least this far above the quietest sustained level (the room's noise floor).
-ABOVE_FLOOR_DB: Final = 6.0
-#: A gap starts abruptly: 1.5-4 ms before it the level is at least this far above the silence
-#: threshold (a decay of 25 dB within 2 ms is a cut, not a natural release).
+#: Welch frames of the tone test (4096 samples at 48 kHz: 11.7 Hz bins).
+WELCH_SIZE: Final = 4096
+#: The recording is "one tone" when +-TONE_BINS bins around its spectral peak hold this share
+#: of its power (a tone at 15 dB SNR in pink noise: ~97 %; music: < 20 %).
+TONE_SHARE: Final = 0.5
+TONE_BINS: Final = 4
+#: Programme-to-floor contrast (median levels) below which nothing can be told apart (issue 11:
+#: a hole must be found whenever it is >= 10 dB below the programme; 2 dB of allowance).
+MIN_CONTRAST_DB: Final = 8.0
+#: A frame is silent this far below the programme: half the contrast, at least 6 dB (a hole
+#: 10 dB down then sits 4 dB under it; a tone's own frames never dip 6 dB) and at most 12 dB
+#: for a tone (a hole that only attenuates it by 15 dB is still found) or 20 dB for music
+#: (whose quieter moments reach ~15 dB under its median over 2 ms frames).
+SILENT_MIN_DB: Final = 6.0
+SILENT_MAX_TONE_DB: Final = 12.0
+SILENT_MAX_DB: Final = 20.0
+#: A run of silent frames must lie this much below the programme on the median (the hole's
+#: own depth, >= 10 dB less a 1 dB allowance for the level's scatter).
+HOLE_DEPTH_DB: Final = 9.0
+#: Width of the majority vote over the silent/sounding frames (a 5 ms median filter: a 2 ms
+#: frame of noise over the threshold, or of programme under it, does not split a run).
+MAJORITY_S: Final = 0.005
+#: Sounding runs shorter than this are noise poking through a silence, not programme (a
+#: narrow band of noise 10 dB under the tone exceeds the threshold in ~8 % of frames, and
+#: rarely two in a row).
+MIN_SOUND_S: Final = 0.004
+#: A hole may measure this much shorter than `min_gap_ms` (edges timed to a fraction of a
+#: frame); dips of 3-10 ms that are not gaps stay well below.
+GAP_SLACK_MS: Final = 3.0
+#: A gap starts abruptly: 1-4 ms before it the level is this far above the threshold (or
+#: within 2 dB of the programme when the contrast is small); a release of 10 dB in 3 ms is a
+#: cut, not a note dying away.
 ABRUPT_DB: Final = 10.0
-#: Frames within this of the loudest frame count as programme for the median.
-ACTIVE_RANGE_DB: Final = 40.0
+ABRUPT_NEAR_DB: Final = 2.0
+#: Frames within this of the loudest sustained level (and above the mid-point between it and the
+#: floor) make the programme's median level: music's quiet passages, not the room's silence.
+PROGRAMME_RANGE_DB: Final = 30.0
 #: Levels are floored here (an all-zero frame is -200 dB, not -inf).
 FLOOR_DB: Final = -200.0
 
@@ -39,47 +70,172 @@ class Gap:
     duration_ms: float
 
 
-def frame_levels_db(recording: np.ndarray, rate: int) -> tuple[np.ndarray, int, int]:
-    """Level (dB, mean square) of frames of FRAME_S every HOP_S; also frame and hop in samples."""
-    frame = max(1, round(FRAME_S * rate))
+@dataclass(frozen=True, slots=True)
+class _Track:
+    """A level track: `value` is linear in the share of the frame the programme fills (mean
+    square broadband, coherent amplitude in the tone's band), `db` is its level."""
+
+    value: np.ndarray
+    db: np.ndarray
+    frame: int
+    hop: int
+    tonal: bool = False
+
+
+def _tone_frequency(recording: np.ndarray, rate: int) -> float | None:
+    """The frequency of the one tone that dominates the recording, if one does."""
+    size = min(WELCH_SIZE, len(recording))
+    count = len(recording) // size
+    if count == 0 or size < 64:
+        return None
+    frames = recording[: count * size].reshape(count, size) * np.hanning(size)
+    power = np.sum(np.abs(np.fft.rfft(frames, axis=1)) ** 2, axis=0)
+    power[:2] = 0.0  # DC and the room's rumble are not a tone
+    total = float(power.sum())
+    if total <= 0:
+        return None
+    peak = int(np.argmax(power))
+    share = float(power[max(0, peak - TONE_BINS) : peak + TONE_BINS + 1].sum()) / total
+    if share < TONE_SHARE:
+        return None
+    lo, mid, hi = power[peak - 1 : peak + 2] if 0 < peak < len(power) - 1 else (0, 1, 0)
+    denom = lo - 2 * mid + hi
+    offset = 0.5 * (lo - hi) / denom if denom < 0 else 0.0
+    return float((peak + offset) * rate / size)
+
+
+def _analytic_power(recording: np.ndarray) -> np.ndarray:
+    """|analytic signal|^2 / 2 (the mean square of a steady sine at every sample)."""
+    n = len(recording)
+    spectrum = np.fft.rfft(recording)
+    spectrum[1:] *= 2.0
+    if n % 2 == 0:
+        spectrum[-1] *= 0.5
+    full = np.zeros(n, dtype=np.complex128)
+    full[: len(spectrum)] = spectrum
+    return np.asarray(np.abs(np.fft.ifft(full)) ** 2 / 2)
+
+
+def _box_means(values: np.ndarray, frame: int, hop: int) -> np.ndarray:
+    sums = np.concatenate([[0], np.cumsum(values)])
+    starts = np.arange(0, len(values) - frame + 1, hop)
+    return np.asarray((sums[starts + frame] - sums[starts]) / frame)
+
+
+def level_track(recording: np.ndarray, rate: int) -> _Track:
+    """The level of FRAME_S frames every HOP_S: in the tone's band for a one-tone recording."""
     hop = max(1, round(HOP_S * rate))
+    tone = _tone_frequency(recording, rate)
+    if tone is None:
+        frame = max(1, round(FRAME_S * rate))
+        if len(recording) < frame:
+            return _Track(np.zeros(0), np.zeros(0), frame, hop)
+        # the analytic signal's power: no ripple at twice a low note's frequency
+        value = np.maximum(_box_means(_analytic_power(recording), frame, hop), 0.0)
+        return _Track(value, np.maximum(10 * np.log10(value + 1e-30), FLOOR_DB), frame, hop)
+    # Whole periods of the double frequency, so the demodulated tone's image averages out.
+    frame = max(1, round(max(1, round(FRAME_S * 2 * tone)) * rate / (2 * tone)))
     if len(recording) < frame:
-        return np.zeros(0), frame, hop
-    energy = np.concatenate([[0.0], np.cumsum(np.square(recording, dtype=np.float64))])
-    starts = np.arange(0, len(recording) - frame + 1, hop)
-    mean_square = np.maximum((energy[starts + frame] - energy[starts]) / frame, 0.0)
-    return np.maximum(10 * np.log10(mean_square + 1e-30), FLOOR_DB), frame, hop
+        return _Track(np.zeros(0), np.zeros(0), frame, hop)
+    carrier = np.exp(-2j * np.pi * tone / rate * np.arange(len(recording)))
+    base = recording * carrier
+    value = 2 * np.abs(_box_means(base.real, frame, hop) + 1j * _box_means(base.imag, frame, hop))
+    return _Track(value, np.maximum(20 * np.log10(value + 1e-30), FLOOR_DB), frame, hop, True)
+
+
+def _majority(mask: np.ndarray, width: int) -> np.ndarray:
+    """Each frame takes the majority of the `width` frames centred on it (a median filter:
+    single frames of noise above or programme below the threshold go, edges stay put)."""
+    if width < 3 or mask.size < width:
+        return mask.copy()
+    counts = np.convolve(mask.astype(np.float64), np.ones(width), mode="same")
+    return np.asarray(counts > width / 2)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of True."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True))
+
+
+def _edge(track: _Track, lo: int, hi: int, level: float, rising: bool) -> float | None:
+    """Frame index (fractional) where the track crosses `level` between frames lo..hi."""
+    lo, hi = max(0, lo), min(len(track.value) - 1, hi)
+    if hi <= lo:
+        return None
+    part = track.value[lo : hi + 1]
+    above = part >= level
+    if rising:
+        after = np.flatnonzero(above)
+        if after.size == 0 or after[0] == 0:
+            return None
+        k = int(after[0]) - 1
+    else:
+        before = np.flatnonzero(above)
+        if before.size == 0 or before[-1] == len(part) - 1:
+            return None
+        k = int(before[-1])
+    a, b = float(part[k]), float(part[k + 1])
+    fraction = (level - a) / (b - a) if b != a else 0.5
+    return lo + k + float(np.clip(fraction, 0.0, 1.0))
 
 
 def find_gaps(recording: np.ndarray, rate: int, *, min_gap_ms: float = 20.0) -> tuple[Gap, ...]:
     """Silences >= `min_gap_ms` with programme before and after them (none in pure silence)."""
-    levels, frame, hop = frame_levels_db(np.asarray(recording, dtype=np.float64), rate)
+    track = level_track(np.asarray(recording, dtype=np.float64), rate)
+    levels = track.db
     if levels.size == 0 or levels.max() <= FLOOR_DB:
         return ()
-    active = levels >= levels.max() - ACTIVE_RANGE_DB
-    programme = float(np.median(levels[active]))
-    window = max(1, round(min_gap_ms / 1000 / 2 / (hop / rate)))
+    hop_s = track.hop / rate
+    window = max(1, round(min_gap_ms / 1000 / 2 / hop_s))
     sustained = np.convolve(levels, np.ones(window) / window, mode="valid")
-    floor = float(sustained.min()) if sustained.size else float(levels.min())
-    if programme - floor < ABOVE_FLOOR_DB * 2:
+    lowest = float(sustained.min()) if sustained.size else float(levels.min())
+    top = float(sustained.max()) if sustained.size else float(levels.max())
+    loud = levels >= max(0.5 * (lowest + top), top - PROGRAMME_RANGE_DB)
+    programme = float(np.median(levels[loud]))
+    quiet = levels < 0.5 * (lowest + programme)
+    if not np.any(quiet):
+        return ()  # never quiet: no silence anywhere
+    floor = float(np.median(levels[quiet]))  # the room where the programme is absent
+    contrast = programme - floor
+    if contrast < MIN_CONTRAST_DB:
         return ()  # no contrast: steady noise, or a programme without any quiet moment
-    threshold = max(programme - SILENT_BELOW_DB, floor + ABOVE_FLOOR_DB)
-    silent = levels < threshold
+    deepest = SILENT_MAX_TONE_DB if track.tonal else SILENT_MAX_DB
+    threshold = programme - min(max(SILENT_MIN_DB, contrast / 2), deepest)
+    abrupt = threshold + min(ABRUPT_DB, programme - threshold - ABRUPT_NEAR_DB)
+    silent = _majority(levels < threshold, max(1, round(MAJORITY_S / hop_s)))
+    short = max(1, round(MIN_SOUND_S / hop_s))
+    for start, stop in _runs(~silent):
+        if stop - start < short:
+            silent[start:stop] = True  # noise poking through, not programme
     sounding = np.flatnonzero(~silent)
     if sounding.size == 0:
         return ()
-    first, last = sounding[0], sounding[-1]
-    lead = -(-frame // hop)  # frames that start this many hops before a hole end before it
+    first, last = int(sounding[0]), int(sounding[-1])
+    box = -(-track.frame // track.hop)  # hops a frame spans
     gaps = []
-    edges = np.diff(np.concatenate([[0], silent[first : last + 1].astype(np.int8), [0]]))
-    for run_start, run_end in zip(
-        np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True
-    ):
-        start = (first + run_start) * hop  # first sample of the first all-silent frame
-        end = (first + run_end - 1) * hop + frame  # last sample of the last all-silent frame
-        duration_ms = (end - start) / rate * 1000.0
-        before = levels[max(0, first + run_start - 2 * lead) : max(0, first + run_start - lead + 1)]
-        abrupt = before.size > 0 and float(before.max()) >= threshold + ABRUPT_DB
-        if abrupt and duration_ms >= min_gap_ms - HOP_S * 1000.0:  # edges blur a hole by < a hop
-            gaps.append(Gap(start_ms=start / rate * 1000.0, duration_ms=duration_ms))
+    for run_start, run_stop in _runs(silent[first : last + 1]):
+        i0, i1 = first + run_start, first + run_stop  # silent frames i0 .. i1 - 1
+        if float(np.median(levels[i0:i1])) > programme - HOLE_DEPTH_DB:
+            continue
+        before = levels[max(0, i0 - 2 * box - 2) : max(0, i0 - box // 2)]
+        if before.size == 0 or float(before.max()) < abrupt:
+            continue  # a release into a pause, not a cut
+        inside = float(np.median(track.value[i0:i1]))
+        # the level just outside the frames that overlap the hole
+        v_before = float(np.median(track.value[max(0, i0 - box - 3) : max(1, i0 - box)]))
+        after = track.value[i1 + box - 1 : i1 + box + 2]
+        v_after = float(np.median(after)) if after.size else v_before
+        fall = _edge(track, i0 - box - 2, i0 + 1, 0.5 * (v_before + inside), rising=False)
+        rise = _edge(track, i1 - 2, i1 + box + 1, 0.5 * (v_after + inside), rising=True)
+        half = track.frame / 2.0
+        start_at = fall * track.hop + half if fall is not None else float(i0 * track.hop)
+        end_at = (
+            rise * track.hop + half
+            if rise is not None
+            else float((i1 - 1) * track.hop + track.frame)
+        )
+        duration_ms = (end_at - start_at) / rate * 1000.0
+        if duration_ms >= min_gap_ms - GAP_SLACK_MS:
+            gaps.append(Gap(start_ms=start_at / rate * 1000.0, duration_ms=duration_ms))
     return tuple(gaps)

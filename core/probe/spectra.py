@@ -25,6 +25,12 @@ MIN_HZ: Final = 150.0
 MAX_FRACTION_OF_RATE: Final = 0.45
 #: Whitening never boosts a frequency by more than 20 dB (limits noise gain in spectral holes).
 MAX_BOOST: Final = 0.01
+#: The recording's own spectrum weights the filter too (the matched filter in coloured noise:
+#: music, babble and pink noise put most of their power where the probe has a small share of
+#: its own). Measured in NOISE_BAND_HZ bands, the weight spans at most NOISE_RANGE each side of
+#: its in-band median (+-20 dB: the kernel's sidelobes stay under -25 dB).
+NOISE_BAND_HZ: Final = 100.0
+NOISE_RANGE: Final = 10.0
 #: Room (samples) around the reference in the small FFT the filter is designed at: the
 #: smoothing and band window stretch the filter's response by ~1/SMOOTH_HZ = 10 ms each side.
 PAD: Final = 2048
@@ -119,8 +125,30 @@ def _centroid(signal: np.ndarray) -> float:
     return float(np.sum(np.arange(len(signal)) * energy) / total) if total > 0 else 0.0
 
 
-def make_filter(signal: np.ndarray, rate: int, n_fft: int, index: int) -> Filter:
-    """The filter of `signal` (reference `index`, 1-based) for recordings FFT'd at `n_fft`."""
+def noise_profile(recording_spectrum: np.ndarray, rate: int, n_fft: int) -> np.ndarray:
+    """Power of the recording in NOISE_BAND_HZ bands from 0 Hz (for `make_filter`)."""
+    per_band = max(1, round(NOISE_BAND_HZ / (rate / n_fft)))
+    power = np.abs(recording_spectrum).astype(np.float64) ** 2
+    starts = np.arange(0, len(power), per_band)
+    return np.asarray(np.add.reduceat(power, starts) / per_band)
+
+
+def _noise_weight(profile: np.ndarray, freqs: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """1 / the recording's power at `freqs`, limited to +-NOISE_RANGE of its in-band median."""
+    centres = (np.arange(len(profile)) + 0.5) * NOISE_BAND_HZ
+    power = np.interp(freqs, centres, profile)
+    inside = power[band]
+    if inside.size == 0 or not np.any(inside > 0):
+        return np.ones_like(freqs)
+    middle = float(np.median(inside))
+    return np.asarray(1.0 / np.clip(power, middle / NOISE_RANGE, middle * NOISE_RANGE))
+
+
+def make_filter(
+    signal: np.ndarray, rate: int, n_fft: int, index: int, profile: np.ndarray | None = None
+) -> Filter:
+    """The filter of `signal` (reference `index`, 1-based) for recordings FFT'd at `n_fft`;
+    `profile` (from `noise_profile`) weights it against the recording's own noise."""
     length = len(signal)
     local = sfft.next_fast_len(length + 2 * PAD, real=True)
     local_freqs = np.fft.rfftfreq(local, 1.0 / rate)
@@ -128,6 +156,8 @@ def make_filter(signal: np.ndarray, rate: int, n_fft: int, index: int) -> Filter
     power = _smoothed(np.abs(local_spectrum) ** 2, rate, local)
     band = _band(local_freqs, power, rate)
     local_weight = _hann(local_freqs, band)
+    if profile is not None:
+        local_weight = local_weight * _noise_weight(profile, local_freqs, local_weight > 0)
     local_filter = _filter_spectrum(local_spectrum, local, local_weight, power)
     # The filter's impulse response spans lags -(length + ~20 ms) .. +20 ms: design it at the
     # small local size, then place it (negative lags at the end) in an n_fft-long array.
