@@ -25,7 +25,7 @@ from core.probe.runner import Backend, ProbeFailed, missed, run_probe, targets_f
 if TYPE_CHECKING:  # core.config imports core.bluez.control, which imports this module
     from core.config import Config
 
-#: How often pending transport losses are confirmed (well under CONFIRM_AFTER_S).
+#: How often held silences are judged (a tenth of core.dropout.FLEET_STOP_SPREAD_S).
 TICK_S = 0.5
 #: An HCI source that has not caught up with the present within this long (a capture file
 #: nobody writes yet) stops holding verdicts back: BlueZ's word stands alone (s).
@@ -152,7 +152,7 @@ class Monitor:
                     "on HCI: check its volume and that the microphone can hear it"
                 )
                 continue
-            dropouts.extend(self.detector.probe_missed(address, event.t))
+            dropouts.extend(self.detector.probe_missed(address, event.t, now))
         # The verdicts the probe changed (stalled, or streaming again: that ends the dropout).
         dropouts.extend(self.detector.observe_events(changes, now))
         self.state.version += 1  # the drift panel changed
@@ -318,7 +318,12 @@ class Monitor:
         return out
 
     def publish(self, events: list[Event]) -> None:
-        """Log and hand on events that come from elsewhere (actions, probes)."""
+        """Log and hand on events that come from elsewhere (actions, probes); an operator's
+        resync or disconnect retracts the dropout its disconnect looked like (old BlueZ)."""
+        now = self.clock()
+        dropouts = self.detector.observe_events([e for e in events if e.type == "action"], now)
+        if dropouts:
+            events = [*events, *dropouts, *self._annotations([], dropouts, now)]
         self._publish(events)
 
     def _publish(self, events: list[Event]) -> None:
