@@ -37,16 +37,40 @@ DROPOUT_WORDS: dict[str, str] = {
 }
 
 
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """'1 dropout', '6 dropouts', '1 other speaker' (`nouns` when adding s is wrong)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def describe_dropout(kind: str, together_with: Sequence[str] = ()) -> str:
-    """'link lost while streaming — together with 2 other speaker(s)'."""
+    """'link lost while streaming — together with 2 other speakers'."""
     what = DROPOUT_WORDS.get(kind, kind)
     if together_with:
-        what += f" — together with {len(together_with)} other speaker(s)"
+        what += f" — together with {plural(len(together_with), 'other speaker')}"
     return what
 
 
 def clock_time(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def stamp(t: float, now: float) -> str:
+    """'20:03:12' for a moment of `now`'s day, '26 Nov 20:03:12' for another day, with the
+    year when that differs too: a log read the morning after must not pass for today's."""
+    when, today = time.localtime(t), time.localtime(now)
+    if when[:3] == today[:3]:
+        return time.strftime("%H:%M:%S", when)
+    if when.tm_year == today.tm_year:
+        return time.strftime("%d %b %H:%M:%S", when)
+    return time.strftime("%d %b %Y %H:%M:%S", when)
+
+
+def short_stamp(t: float, now: float) -> str:
+    """A table cell's 8 characters: '20:03:12' today, else the day alone ('26 Nov')."""
+    when = time.localtime(t)
+    if when[:3] == time.localtime(now)[:3]:
+        return time.strftime("%H:%M:%S", when)
+    return time.strftime("%d %b", when)
 
 
 def age(seconds: float) -> str:
@@ -82,9 +106,16 @@ def describe_event(event: dict[str, Any], names: dict[str, str] | None = None) -
     if kind == "source":
         return str(event.get("detail"))
     if kind == "dropout":
+        if event.get("phase") == "cancelled":
+            # Retracted: the start line it takes back was not a dropout (a music stop, our own
+            # action); say so, and why when the line says.
+            why = event.get("detail") or DROPOUT_WORDS.get(str(event.get("kind")), "")
+            return f"{who}: not a dropout after all — retracted" + (f" ({why})" if why else "")
         if event.get("phase") == "end":
             what = DROPOUT_WORDS.get(str(event.get("kind")), str(event.get("kind")))
-            return f"{who}: back after {event.get('duration_s')} s ({what})"
+            took = event.get("duration_s")
+            lasted = f"{took:.1f} s" if isinstance(took, int | float) else "a while"
+            return f"{who}: back after {lasted} ({what})"
         return f"{who}: DROPOUT — " + describe_dropout(
             str(event.get("kind")), event.get("together_with") or ()
         )
@@ -101,7 +132,7 @@ def describe_probe(event: dict[str, Any], names: dict[str, str] | None = None) -
     results = [r for r in event.get("results") or () if isinstance(r, dict)]
     spread = event.get("spread_ms")
     heard = [r for r in results if r.get("detected")]
-    text = f"probe: {len(heard)} of {len(results)} speakers heard"
+    text = f"probe: {len(heard)} of {plural(len(results), 'speaker')} heard"
     if isinstance(spread, int | float):
         text += f", spread {spread:.1f} ms ({sync_word(spread)})"
     missing = [
@@ -169,13 +200,14 @@ def timeline(
 
 
 def period_sentence(summary: DropoutSummary, now: float) -> str:
-    """'drops every 4m42s (confidence 97%), next expected in 1:10 (at 20:04:42)'."""
+    """'drops every 4m42s (confidence 97%), next expected in 1:10 (at 20:04:42)'; the day too
+    when the next one falls on another day."""
     if summary.period_s is None:
         return "no regular pattern in its dropouts"
     text = f"drops every {age(summary.period_s)} (confidence {summary.confidence * 100:.0f}%)"
     if summary.next_expected is not None:
         wait = summary.next_expected - now
-        text += f", next expected in {countdown(wait)} (at {clock_time(summary.next_expected)})"
+        text += f", next expected in {countdown(wait)} (at {stamp(summary.next_expected, now)})"
     if summary.previous_period_s is not None:
         text += f"; was every {age(summary.previous_period_s)} before"
     return text

@@ -9,8 +9,9 @@ from textual.css.query import NoMatches
 
 from core.model import Speaker
 from core.replay import ReplayMonitor
-from tui.actions import needs_resync
-from tui.screens.confirm import confirm_disconnect, confirm_resync_all
+from tui.actions import needs_resync, running_question
+from tui.screens.confirm import ConfirmScreen, confirm_disconnect, confirm_quit, confirm_resync_all
+from tui.style import palette_of
 from tui.widgets.fleet_table import FleetTable
 
 if TYPE_CHECKING:
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 
 class ActionKeys:
-    """r resync, R resync every silent speaker, c connect, d disconnect, esc cancel."""
+    """r resync, R resync every silent speaker, c connect, d disconnect, esc cancel; q and
+    ctrl+c quit, asking first while an action runs."""
 
     # Provided by BtmonApp.
     controller: Controller
@@ -31,10 +33,12 @@ class ActionKeys:
     query: Any
     push_screen: Any
     refresh_bindings: Any
+    exit: Any
+    screen: Any
     snapshot: Any
     _speaker: Any
 
-    def _selected_speaker(self) -> Speaker | None:
+    def selected_speaker(self) -> Speaker | None:
         speaker, _summary = self._speaker(self.query_one(FleetTable).selected_path)
         return speaker
 
@@ -49,7 +53,7 @@ class ActionKeys:
         """The selected speaker, when it can be acted on now; else None, after saying why."""
         if not self._live():
             return None
-        speaker = self._selected_speaker()
+        speaker = self.selected_speaker()
         if speaker is None:
             self.notify("No speaker selected", timeout=3)
         elif self.actions.busy(speaker.address):
@@ -119,7 +123,25 @@ class ActionKeys:
             if yes:
                 self.actions.enqueue("resync", [s.address for s in speakers])
 
-        self.push_screen(confirm_resync_all(speakers, self.actions.at_once), callback=answered)
+        screen = confirm_resync_all(speakers, self.actions.at_once, palette_of(self))
+        self.push_screen(screen, callback=answered)
+
+    async def action_quit(self) -> None:
+        """q, ctrl+c, ctrl+q: quit at once, unless an action runs: quitting would cancel it
+        half-way (a resync leaves its speaker disconnected), so ask first, No by default."""
+        names = {s.address: s.name for s in self.snapshot.speakers} if self.snapshot else {}
+        question = running_question(self.actions.running, self.actions.queued, names)
+        if question is None:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmScreen) and self.screen.kind == "quit":
+            return  # already asking: y quits, anything else keeps running
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(confirm_quit(question), callback=answered)
 
     def _still_wanted(self, action: str, address: str) -> bool:
         """Asked by the queue before a queued resync starts: a speaker that got its audio back
@@ -135,7 +157,7 @@ class ActionKeys:
     def action_cancel_action(self) -> None:
         """esc: cancel the selected speaker's action; nothing when it has none (esc is a key
         hands press out of habit, so it stays quiet then)."""
-        speaker = self._selected_speaker()
+        speaker = self.selected_speaker()
         if speaker is None:
             return
         queued = self.actions.queued.get(speaker.address)

@@ -6,10 +6,11 @@ No Textual here: the app turns what this module reports (steps, refusals) into r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from core.bluez.control import Controller
+from core.describe import plural
 from core.model import FleetSnapshot, Speaker, Verdict
 
 #: Speakers a bulk resync bounces at the same time. Each is silent for ~3 s and pages on its
@@ -27,6 +28,27 @@ def needs_resync(snapshot: FleetSnapshot) -> list[Speaker]:
     if not any(s.verdict == Verdict.STREAMING for s in snapshot.speakers):
         return []
     return [s for s in snapshot.speakers if s.verdict in NEEDS_RESYNC]
+
+
+def running_question(
+    running: Mapping[str, str], queued: Mapping[str, str], names: Mapping[str, str]
+) -> str | None:
+    """'a resync of Bar is running: quit anyway?' (None when nothing runs or waits): what q
+    asks before it would cancel actions half-way."""
+    if not running and not queued:
+        return None
+    doing = [f"a {action} of {names.get(a, a)}" for a, action in running.items()]
+    if len(doing) > 1:
+        said = ", ".join(doing[:-1]) + f" and {doing[-1]} are running"
+    elif doing:
+        said = f"{doing[0]} is running"
+    else:
+        said = ""
+    if queued:
+        verb = "is" if len(queued) == 1 else "are"
+        more = f"{len(queued)} more" if said else plural(len(queued), "action")
+        said = f"{said}; {more} {verb} queued" if said else f"{more} {verb} queued"
+    return f"{said[0].upper()}{said[1:]}: quit anyway?"
 
 
 class ActionQueue:

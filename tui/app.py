@@ -7,86 +7,62 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 
 from rich.console import Console
+from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.geometry import Size
 from textual.widgets import Footer, Static
 
 from core.bluez.control import Controller, Timeouts
-from core.describe import age, countdown, describe_dropout, describe_event
-from core.events import ActionEvent, DropoutEvent, Event
-from core.model import (
-    DriftSummary,
-    DropoutSummary,
-    FleetSnapshot,
-    SourceStatus,
-    Speaker,
-)
+from core.model import DriftSummary, DropoutSummary, FleetSnapshot, SourceStatus, Speaker
 from core.monitor import Monitor
 from core.probe.runner import Backend
 from core.store import EventStore
 from tui.action_keys import ActionKeys
 from tui.actions import ActionQueue
+from tui.alerts import alerts
+from tui.commands import FleetCommands
 from tui.ingest import FleetFeed, FleetUpdated, SourceChanged
+from tui.keys import APP_BINDINGS, FLEET_ACTIONS, offered
+from tui.layout import (
+    DRIFT_PANEL_HEIGHT,
+    MIN_HEIGHT,
+    MIN_WIDTH,
+    SIDE_PANEL_WIDTH,
+    side_panel_width,
+    too_small,
+    too_small_text,
+)
 from tui.probe_keys import ProbeKeys
+from tui.replay_keys import ReplayKeys, replay_banner
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
+from tui.style import palette_of
 from tui.widgets.drift import DriftPanel
+from tui.widgets.fleet_line import FleetLine
 from tui.widgets.fleet_table import FleetTable
-from tui.widgets.panels import DetailPanel, EventLog, FleetLine, StatusBar
+from tui.widgets.panels import DetailPanel, EventLog, StatusBar
+
+__all__ = ["MIN_HEIGHT", "MIN_WIDTH", "RENDER_INTERVAL_S", "BtmonApp", "make_app"]
 
 #: Render rate: the screen is repainted from a snapshot at most this often (DESIGN §2);
 #: 10 Hz keeps change -> screen latency well under 250 ms while bursts coalesce.
 RENDER_INTERVAL_S = 0.1
 #: gc thresholds while the app runs (CPython's default is 700, 10, 10); measured in bench/.
 GC_THRESHOLDS = (2000, 10, 100)
-#: A predicted dropout is announced this many seconds ahead.
-DUE_WARNING_S = 30
-#: Below this size the layout cannot show a usable table; we say so instead.
-MIN_WIDTH, MIN_HEIGHT = 60, 12
-#: Width from which the detail panel sits beside the table.
-SIDE_PANEL_WIDTH = 120
-#: Height from which the drift panel shows under the table (below it, probes show as toasts
-#: and in the event log: the fleet table comes first).
-DRIFT_PANEL_HEIGHT = 36
 #: With --probe-every, the first probe runs this long after start (the fleet is known by then).
 FIRST_PROBE_S = 2.0
-#: Seconds an action's outcome stays on screen as a toast (failures need reading).
-DONE_TOAST_S, FAILED_TOAST_S = 5, 12
-#: Actions that act on the fleet view's speakers (hidden on the help and detail screens).
-FLEET_ACTIONS = (
-    "toggle_log",
-    "toggle_all",
-    "resync",
-    "resync_all",
-    "connect",
-    "disconnect",
-    "cancel_action",
-    "probe",
-)
 
 
-class BtmonApp(ActionKeys, ProbeKeys, App[int]):
+class BtmonApp(ActionKeys, ProbeKeys, ReplayKeys, App[int]):
     """btmon-tui's live fleet view."""
 
     CSS_PATH = "app.tcss"
     TITLE = "btmon-tui"
-    #: The footer shows actions and the way to the rest (?, q) in 80 columns; l and a are in
-    #: the help screen.
-    BINDINGS = [
-        Binding("r", "resync", "Resync"),
-        Binding("R", "resync_all", "Resync all", key_display="R"),
-        Binding("c", "connect", "Connect"),
-        Binding("d", "disconnect", "Disconnect"),
-        Binding("p", "probe", "Probe"),
-        Binding("escape", "cancel_action", "Cancel", key_display="esc"),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit", "Quit"),
-        Binding("l", "toggle_log", "Log", show=False),
-        Binding("a", "toggle_all", "All devices", show=False),
-    ]
+    #: Ctrl+P offers the app's own commands too (resync Bar, probe now, show all devices).
+    COMMANDS = App.COMMANDS | {FleetCommands}
+    BINDINGS = APP_BINDINGS
 
     def __init__(
         self,
@@ -124,6 +100,8 @@ class BtmonApp(ActionKeys, ProbeKeys, App[int]):
         self._probe_news: tuple[frozenset[str], str] = (frozenset(), "")
         #: Predicted dropout time already announced per speaker (one toast per prediction).
         self._warned_due: dict[str, float] = {}
+        #: Every name known for an address: a replay's recorded names, then the fleet's.
+        self.names: dict[str, str] = dict(self.replay.names) if self.replay else {}
 
     def compose(self) -> ComposeResult:
         yield FleetLine(" connecting…", id="fleet-line")
@@ -147,6 +125,7 @@ class BtmonApp(ActionKeys, ProbeKeys, App[int]):
         if self.probe_every_s:
             self.set_timer(FIRST_PROBE_S, self._periodic_probe)
             self.set_interval(self.probe_every_s, self._periodic_probe)
+        self.query_one(EventLog).names.update(self.names)
         self.query_one(FleetTable).focus()
         self._apply_size()
 
@@ -179,10 +158,11 @@ class BtmonApp(ActionKeys, ProbeKeys, App[int]):
     def show_fleet(self, message: FleetUpdated) -> None:
         snapshot = message.snapshot
         self.snapshot = snapshot
+        self.names.update({s.address: s.name for s in snapshot.speakers})
         with self.batch_update():
-            self.query_one(FleetLine).show(snapshot)
+            self.query_one(FleetLine).show(snapshot, self._banner(snapshot))
             self.query_one(FleetTable).show(snapshot)
-            self.query_one(EventLog).add(message.events)
+            self.query_one(EventLog).add(message.events, snapshot.t)
             self.query_one(StatusBar).show(
                 snapshot.source,
                 len(self.feed.warnings()),
@@ -191,10 +171,31 @@ class BtmonApp(ActionKeys, ProbeKeys, App[int]):
             )
             self._show_detail()
             self._show_drift(snapshot)
+            if self.screen.has_class("too-small"):
+                self._apply_size()  # the notice carries the fleet's line
         if snapshot.source != self._source:
             self._source = snapshot.source
             self.post_message(SourceChanged(snapshot.source))
-        self._alert(snapshot, message.events)
+        for toast in alerts(snapshot, message.events, self.names, self._warned_due):
+            self.notify(
+                toast.message,
+                title=toast.title,
+                severity=toast.severity,
+                timeout=toast.timeout,
+                markup=False,
+            )
+
+    def _banner(self, snapshot: FleetSnapshot) -> Text | None:
+        """'REPLAY …' at the top of a replay; None live."""
+        if self.replay is None:
+            return None
+        return replay_banner(self.replay, snapshot.t, time.time(), palette_of(self))
+
+    def forget_history(self) -> None:
+        """Empty the log and the detail view's events (a replay going back in time)."""
+        self.query_one(EventLog).clear()
+        self.feed.forget()
+        self._warned_due.clear()
 
     def _show_drift(self, snapshot: FleetSnapshot) -> None:
         panel = self.query_one(DriftPanel)
@@ -213,48 +214,6 @@ class BtmonApp(ActionKeys, ProbeKeys, App[int]):
             if not status.ok:
                 return status.detail
         return ""
-
-    def _alert(self, snapshot: FleetSnapshot, events: list[Event]) -> None:
-        """A toast when a speaker drops out, when a predicted dropout is near, and when an
-        action ends."""
-        names = {s.address: s.name for s in snapshot.speakers}
-        for event in events:
-            if isinstance(event, ActionEvent):
-                self._action_toast(event, names)
-            if isinstance(event, DropoutEvent) and event.phase == "start":
-                self.notify(
-                    f"{names.get(event.address, event.address)}: "
-                    + describe_dropout(event.kind, event.together_with),
-                    title="Dropout",
-                    severity="error",
-                    timeout=8,
-                )
-        for address, summary in snapshot.dropouts.items():
-            due = summary.next_expected
-            if due is None or address not in names or self._warned_due.get(address) == due:
-                continue
-            if 0 <= due - snapshot.t <= DUE_WARNING_S:
-                self._warned_due[address] = due
-                self.notify(
-                    f"{names[address]} is expected to drop in {countdown(due - snapshot.t)} "
-                    f"(every {age(summary.period_s or 0)}): resync it now or swap it",
-                    title="Dropout due",
-                    severity="warning",
-                    timeout=10,
-                )
-
-    def _action_toast(self, event: ActionEvent, names: dict[str, str]) -> None:
-        """The outcome in the log's words: green when it worked, red with BlueZ's words when
-        it did not, yellow when the operator cancelled it."""
-        line = describe_event(event.to_json(), names) or ""
-        if event.result == "ok":
-            title, severity, timeout = "done", "information", DONE_TOAST_S
-        elif event.detail == "cancelled":
-            title, severity, timeout = "cancelled", "warning", DONE_TOAST_S
-        else:
-            title, severity, timeout = "failed", "error", FAILED_TOAST_S
-        title = f"{event.action.capitalize()}: {title}"
-        self.notify(line, title=title, severity=severity, timeout=timeout, markup=False)
 
     @on(FleetTable.SpeakerSelected)
     def _selected(self, _message: FleetTable.SpeakerSelected) -> None:
@@ -294,13 +253,15 @@ class BtmonApp(ActionKeys, ProbeKeys, App[int]):
 
     def _apply_size(self, size: Size | None = None) -> None:
         width, height = size or self.size
-        small = width < MIN_WIDTH or height < MIN_HEIGHT
-        self.screen.set_class(small, "too-small")
+        fleet_view = self.screen_stack[0]  # the notice and the panels live there
+        small = too_small(width, height)
+        for screen in self.screen_stack:  # each screen's toasts hide while it is too small
+            screen.set_class(small, "too-small")
         if small:
-            self.query_one("#too-small", Static).update(
-                f"Terminal is {width}×{height}; btmon-tui needs at least "
-                f"{MIN_WIDTH}×{MIN_HEIGHT}.\nEnlarge the window, or press q to quit."
-            )
+            fleet = self.snapshot.counts.line() if self.snapshot is not None else ""
+            self.query_one("#too-small", Static).update(too_small_text(width, height, fleet))
+        media = self.snapshot is not None and bool(self.snapshot.hci_status)
+        self.query_one("#detail").styles.width = side_panel_width(width, media)
         self.query_one("#main").set_class(width >= SIDE_PANEL_WIDTH, "wide")
         if self.snapshot is not None:
             self.query_one(DriftPanel).set_class(
@@ -308,14 +269,36 @@ class BtmonApp(ActionKeys, ProbeKeys, App[int]):
                 and (self.snapshot.drift is not None or bool(self.snapshot.probing)),
                 "shown",
             )
+        if not small and self.screen is fleet_view:
+            # The table loses focus while hidden (too small): take it back, so its keys
+            # (⏎ Details) stay in the footer after the terminal grows again.
+            self.call_after_refresh(self._refocus)
+
+    def _refocus(self) -> None:
+        if self.screen is self.screen_stack[0] and self.screen.focused is None:
+            self.query_one(FleetTable).focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Toggles and actions act on the fleet view only: hide them on other screens (where
         esc keeps its meaning: close, back, no)."""
-        on_fleet_view = self.screen is self.screen_stack[0]
-        if action == "cancel_action" and not (self.actions.running or self.actions.queued):
-            return False  # esc (cancel) shows in the footer only while an action runs
-        return on_fleet_view or action not in FLEET_ACTIONS
+        if self.screen is not self.screen_stack[0] and action in FLEET_ACTIONS:
+            return False
+        return self.offers(action)
+
+    def offers(self, action: str) -> bool:
+        """Whether the fleet view offers `action` now (its key and its Ctrl+P command)."""
+        return offered(
+            action,
+            replay=self.replay is not None,
+            acting=bool(self.actions.running or self.actions.queued),
+            keys_panel=bool(self.screen.query("HelpPanel")),
+        )
+
+    def action_live_only(self) -> None:
+        self._live()  # says that a replay cannot act
+
+    def action_hide_keys(self) -> None:
+        self.action_hide_help_panel()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

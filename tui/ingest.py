@@ -79,5 +79,10 @@ class FleetFeed:
         self.history.extend(events)
         return self.monitor.snapshot(), events
 
+    def forget(self) -> None:
+        """Drop the events kept and not yet pulled (a replay going back in time)."""
+        self._pending.clear()
+        self.history.clear()
+
     def warnings(self) -> list[str]:
         return list(self.mirror.warnings)

@@ -19,8 +19,8 @@ from tui.widgets.fleet_table import FleetTable
 FIXED_NOW: Final = 1795809600.0
 #: The clock handed to make_app in tests: time stands still.
 FIXED_CLOCK: Final[Callable[[], float]] = lambda: FIXED_NOW  # noqa: E731
-#: Rows the default demo fleet shows (every device in it is a speaker).
-DEMO_ROWS: Final = sum(1 for dev in DEFAULT_FLEET if dev.kind == "speaker")
+#: Rows the default demo fleet shows: its paired speakers (an unpaired neighbour's is not ours).
+DEMO_ROWS: Final = sum(1 for dev in DEFAULT_FLEET if dev.kind == "speaker" and dev.paired)
 #: Seconds to wait for the first full fleet from the fake (a dbus round trip takes ms).
 LOAD_TIMEOUT_S: Final = 10.0
 

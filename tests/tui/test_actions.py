@@ -265,7 +265,7 @@ async def test_shift_r_lists_bar_and_patio_then_resyncs_them(fake: FakeBluez, ru
         await pilot.press("R")
         assert isinstance(run.app.screen, ConfirmScreen)
         text = box_text(run.app)
-        assert "Resync 2 speaker(s) connected without audio while others stream?" in text
+        assert "Resync 2 speakers connected without audio while others stream?" in text
         assert "◐ connected-idle  Bar  F4:4E:FD:10:22:04" in text
         assert "◌ no-a2dp  Patio  F4:4E:FD:10:22:05" in text
         for name in ("Stage Left", "Green Room", "Lobby", "Spare"):

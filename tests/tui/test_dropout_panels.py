@@ -64,7 +64,7 @@ async def test_a_drop_shows_in_the_table_a_toast_and_the_detail(
         )
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen), what="detail")
-        await until(pilot, lambda: "1 seen" in screen_text(app), what="the dropout list")
+        await until(pilot, lambda: "1 dropout seen" in screen_text(app), what="the dropout list")
         text = screen_text(app)
         assert "no regular pattern" in text
         # The listed dropout has its kind and a measured duration (not "still out").

@@ -12,9 +12,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from core.describe import VERDICT_LABEL
+from core.describe import VERDICT_LABEL, plural
 from core.model import Speaker
-from tui.style import VERDICT_STYLE
+from tui.style import COLOUR, Palette
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -26,8 +26,12 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, question: str, lines: Sequence[Text | str], *, yes: str, no: str) -> None:
+    def __init__(
+        self, question: str, lines: Sequence[Text | str], *, yes: str, no: str, kind: str = ""
+    ) -> None:
         super().__init__()
+        #: What is asked ('quit', ''): a second q while the quit question is up asks nothing.
+        self.kind = kind
         self.question = question
         self.lines = lines
         self.yes = yes
@@ -62,12 +66,14 @@ def confirm_disconnect(speaker: Speaker) -> ConfirmScreen:
     )
 
 
-def confirm_resync_all(speakers: Sequence[Speaker], at_once: int) -> ConfirmScreen:
+def confirm_resync_all(
+    speakers: Sequence[Speaker], at_once: int, palette: Palette = COLOUR
+) -> ConfirmScreen:
     """Names every speaker `R` would resync, with its verdict, before anything happens."""
     lines: list[Text | str] = [
         Text.assemble(
             "  ",
-            (VERDICT_LABEL[s.verdict], VERDICT_STYLE[s.verdict]),
+            (VERDICT_LABEL[s.verdict], palette.verdict(s.verdict)),
             f"  {s.name}  {s.address}",
         )
         for s in speakers
@@ -77,8 +83,22 @@ def confirm_resync_all(speakers: Sequence[Speaker], at_once: int) -> ConfirmScre
         "esc on a row cancels its resync."
     )
     return ConfirmScreen(
-        f"Resync {len(speakers)} speaker(s) connected without audio while others stream?",
+        f"Resync {plural(len(speakers), 'speaker')} connected without audio while others stream?",
         lines,
         yes="Resync",
         no="Leave them",
+    )
+
+
+def confirm_quit(question: str) -> ConfirmScreen:
+    """Asked by q and ctrl+c while an action runs: quitting cancels it mid-way."""
+    return ConfirmScreen(
+        question,
+        [
+            "Quitting cancels it where it is: a speaker being resynced may stay disconnected "
+            "until someone connects it again.",
+        ],
+        yes="Quit anyway",
+        no="Keep running",
+        kind="quit",
     )

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -14,8 +15,15 @@ from core.model import DriftSummary, DropoutSummary, Speaker
 from tui.widgets.panels import DetailPanel
 
 
+class DetailPanelFull(DetailPanel):
+    """The detail screen's panel: as tall as what it shows, inside a scrolling view."""
+
+    layout_on_update = True
+
+
 class DetailScreen(Screen[None]):
-    """The selected speaker with its recent events; esc goes back to the fleet."""
+    """The selected speaker with its recent events; esc goes back to the fleet. It scrolls
+    (↑ ↓ PgUp PgDn) when it is taller than the terminal (80×24 and a speaker with history)."""
 
     BINDINGS = [Binding("escape,enter", "back", "Back")]
 
@@ -24,8 +32,12 @@ class DetailScreen(Screen[None]):
         self.path = path
 
     def compose(self) -> ComposeResult:
-        yield DetailPanel(id="detail-full")
+        with VerticalScroll(id="detail-scroll"):
+            yield DetailPanelFull(id="detail-full")
         yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#detail-scroll").focus()
 
     def show(
         self,

@@ -8,9 +8,10 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from core.describe import age, clock_time
+from core.describe import age, stamp
 from core.model import ECHO_MS, TIGHT_MS, DriftSummary, sync_word
 from core.plot import braille_plot
+from tui.style import COLOUR, Palette, palette_of
 
 #: Offsets drawn on the bar, ms each side of the fleet's median (beyond: an arrow at the end).
 BAR_RANGE_MS = 60.0
@@ -18,13 +19,21 @@ BAR_WIDTH = 25
 #: Colours of the speakers' series in the plot (and their marker in the table).
 SERIES_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "white", "bright_cyan")
 SYNC_STYLES = {"tight": "green", "loose": "yellow", "echo": "bold red", "not heard": "bold red"}
+#: A speaker the probe did not hear: its mark on the bar and before its sync word.
+NOT_HEARD_MARK = "✗"
 #: Plot size in cells; the x axis spans the probes kept in the history.
 PLOT_HEIGHT = 8
 PLOT_MIN_WIDTH = 20
 
 
-def offset_bar(offset_ms: float | None, width: int = BAR_WIDTH) -> Text:
-    """'┆····╎···●│····╎····┆': the offset against ±15 ms (╎) and ±40 ms (┆)."""
+def offset_bar(
+    offset_ms: float | None,
+    width: int = BAR_WIDTH,
+    palette: Palette = COLOUR,
+    not_heard: bool = False,
+) -> Text:
+    """'┆····╎···●│····╎····┆': the offset against ±15 ms (╎) and ±40 ms (┆); a speaker the
+    probe did not hear has ✗ in the middle instead."""
     half = width // 2
     scale = half / BAR_RANGE_MS
 
@@ -43,9 +52,11 @@ def offset_bar(offset_ms: float | None, width: int = BAR_WIDTH) -> Text:
         else:
             at, mark = column(offset_ms), "●"
         cells[at], styles[at] = mark, SYNC_STYLES[sync_word(offset_ms)]
+    elif not_heard:
+        cells[half], styles[half] = NOT_HEARD_MARK, SYNC_STYLES["not heard"]
     text = Text()
     for char, style in zip(cells, styles, strict=True):
-        text.append(char, style=style)
+        text.append(char, style=palette(style))
     return text
 
 
@@ -55,7 +66,7 @@ def _ms(value: float | None, signed: bool = False) -> str:
     return f"{value:+.1f} ms" if signed else f"{value:.1f} ms"
 
 
-def results_table(summary: DriftSummary) -> Table:
+def results_table(summary: DriftSummary, palette: Palette = COLOUR) -> Table:
     table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
     table.add_column("", no_wrap=True)
     table.add_column("Speaker", no_wrap=True, max_width=16)
@@ -67,19 +78,28 @@ def results_table(summary: DriftSummary) -> Table:
     for index, result in enumerate(summary.results):
         word = sync_word(result.offset_ms) if result.detected else "not heard"
         rate = summary.drift_ppm.get(result.address)
+        label = word.upper() if word in ("echo", "not heard") else word
+        if not result.detected:
+            label = f"{NOT_HEARD_MARK} {label}"
         table.add_row(
-            Text("●", style=SERIES_STYLES[index % len(SERIES_STYLES)]),
+            Text("●", style=palette(SERIES_STYLES[index % len(SERIES_STYLES)])),
             result.name,
             _ms(result.offset_ms, signed=True) if result.detected else "—",
-            offset_bar(result.offset_ms if result.detected else None),
+            offset_bar(
+                result.offset_ms if result.detected else None,
+                palette=palette,
+                not_heard=not result.detected,
+            ),
             _ms(result.latency_ms),
-            Text(word.upper() if word in ("echo", "not heard") else word, SYNC_STYLES[word]),
+            Text(label, palette(SYNC_STYLES[word])),
             f"{rate:+.0f} ppm" if rate is not None else "…",
         )
     return table
 
 
-def history_plot(summary: DriftSummary, width: int, height: int = PLOT_HEIGHT) -> Text:
+def history_plot(
+    summary: DriftSummary, width: int, height: int = PLOT_HEIGHT, palette: Palette = COLOUR
+) -> Text:
     """Each speaker's offset over time (its colour), with the ±15 and ±40 ms lines."""
     order = [r.address for r in summary.results]
     series = [list(summary.history.get(a, ())) for a in order]
@@ -87,7 +107,7 @@ def history_plot(summary: DriftSummary, width: int, height: int = PLOT_HEIGHT) -
     span = max(times) - min(times) if times else 0.0
     label = f"offset (ms), last {age(span)}" if span > 0 else "offset (ms)"
     if not times:
-        return Text("no history yet", style="italic bright_black")
+        return Text("no history yet", style=palette("italic bright_black"))
     # The same ±60 ms as the bars, so the 15/40 ms lines stay apart; an offset beyond it
     # runs along the edge (its exact value is in the table).
     half = BAR_RANGE_MS
@@ -103,12 +123,14 @@ def history_plot(summary: DriftSummary, width: int, height: int = PLOT_HEIGHT) -
     text = Text(f"{label}\n", style="bold")
     for number, row in enumerate(rows):
         edge = {0: f"≥{half:+.0f} ", height - 1: f"≤{-half:+.0f} "}
-        text.append(edge.get(number, "       ").rjust(7), "bright_black")
+        text.append(edge.get(number, "       ").rjust(7), palette("bright_black"))
         for cell in row:
             if cell.series is not None:
-                text.append(cell.char, SERIES_STYLES[cell.series % len(SERIES_STYLES)])
+                text.append(cell.char, palette(SERIES_STYLES[cell.series % len(SERIES_STYLES)]))
             elif cell.guide is not None:
-                text.append(cell.char, "red" if abs(cell.guide) >= ECHO_MS else "green")
+                guide = "red" if abs(cell.guide) >= ECHO_MS else "green"
+                # Without colour the guides stay quiet: the series are what to read.
+                text.append(cell.char, "bright_black" if palette.no_color else guide)
             else:
                 text.append(cell.char)
         if number < height - 1:
@@ -116,31 +138,33 @@ def history_plot(summary: DriftSummary, width: int, height: int = PLOT_HEIGHT) -
     return text
 
 
-def headline(summary: DriftSummary | None, probing: str, now: float) -> Text:
+def headline(
+    summary: DriftSummary | None, probing: str, now: float, palette: Palette = COLOUR
+) -> Text:
     text = Text("Drift ", style="bold")
     if probing:
-        text.append(f" {probing}", style="bold cyan")
+        text.append(f" {probing}", style=palette("bold cyan"))
         return text
     if summary is None or not summary.results:
         text.append(" no probe yet: press p to probe the speakers that play")
         if summary is not None and summary.problem:
-            text.append(f"\n last probe failed: {summary.problem}", style="bold red")
+            text.append(f"\n last probe failed: {summary.problem}", style=palette("bold red"))
         return text
-    text.append(f" probe at {clock_time(summary.t)} ({age(now - summary.t)} ago, {summary.source})")
+    text.append(f" probe at {stamp(summary.t, now)} ({age(now - summary.t)} ago, {summary.source})")
     if summary.spread_ms is not None:
         word = sync_word(summary.spread_ms)
         text.append("  ·  spread ")
-        text.append(f"{summary.spread_ms:.1f} ms {word.upper()}", style=SYNC_STYLES[word])
+        text.append(f"{summary.spread_ms:.1f} ms {word.upper()}", style=palette(SYNC_STYLES[word]))
         limit = {"tight": f"≤ {TIGHT_MS:.0f}", "loose": f"≤ {ECHO_MS:.0f}"}.get(
             word, f"> {ECHO_MS:.0f}"
         )
-        text.append(f" ({limit} ms)", style="bright_black")
+        text.append(f" ({limit} ms)", style=palette("bright_black"))
     missing = [r.name for r in summary.results if not r.detected]
     if missing:
-        text.append("  ·  not heard: ", style="")
-        text.append(", ".join(missing), style="bold red")
+        text.append(f"  ·  {NOT_HEARD_MARK} not heard: ", style="")
+        text.append(", ".join(missing), style=palette("bold red"))
     if summary.problem:
-        text.append(f"\n last probe failed: {summary.problem}", style="bold red")
+        text.append(f"\n last probe failed: {summary.problem}", style=palette("bold red"))
     return text
 
 
@@ -154,16 +178,17 @@ class DriftPanel(Static):
         if key == self._shown:
             return
         self._shown = key
-        parts: list[object] = [headline(summary, probing, now)]
+        palette = palette_of(self.app)
+        parts: list[object] = [headline(summary, probing, now, palette)]
         if summary is not None and summary.results:
-            table = results_table(summary)
+            table = results_table(summary, palette)
             left = 16 + 10 + BAR_WIDTH + 10 + 10 + 10 + 8
             width = self.size.width - left - 4
             if width >= PLOT_MIN_WIDTH + 7:
                 grid = Table.grid(padding=(0, 2))
                 grid.add_column(no_wrap=True)
                 grid.add_column(no_wrap=True)
-                grid.add_row(table, history_plot(summary, width))
+                grid.add_row(table, history_plot(summary, width, palette=palette))
                 parts.append(grid)
             else:
                 parts.append(table)

@@ -9,9 +9,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from core.describe import VERDICT_LABEL, clock_time, dropout_cell, timeline
+from core.describe import VERDICT_LABEL, dropout_cell, short_stamp, timeline
 from core.model import DropoutSummary, FleetSnapshot, Speaker, Verdict
-from tui.style import VERDICT_STYLE
+from tui.style import COLOUR, Palette, palette_of
 
 #: Battery percentage below which the cell turns red (a speaker about to die mid-event).
 LOW_BATTERY = 20
@@ -27,49 +27,56 @@ STEP_WIDTH = 20
 
 
 def _cell_values(
-    speaker: Speaker, summary: DropoutSummary | None, now: float, step: str = ""
+    speaker: Speaker,
+    summary: DropoutSummary | None,
+    now: float,
+    step: str = "",
+    palette: Palette = COLOUR,
 ) -> dict[str, Text | str]:
     transport = speaker.transport
     battery: Text | str = "-"
     if speaker.battery is not None:
         low = speaker.battery < LOW_BATTERY
-        battery = Text(f"{speaker.battery}%{'!' if low else ''}", style="bold red" if low else "")
+        battery = Text(
+            f"{speaker.battery}%{'!' if low else ''}", style=palette("bold red") if low else ""
+        )
     dropouts: Text | str = dropout_cell(summary, now)
     if summary is not None and summary.next_expected is not None:
         due_soon = summary.next_expected - now <= DUE_SOON_S
-        dropouts = Text(str(dropouts), style="bold red" if due_soon else "yellow")
+        dropouts = Text(str(dropouts), style=palette("bold red" if due_soon else "yellow"))
+    grey = palette("bright_black")
     values: dict[str, Text | str] = {
-        "verdict": Text(VERDICT_LABEL[speaker.verdict], style=VERDICT_STYLE[speaker.verdict]),
+        "verdict": Text(VERDICT_LABEL[speaker.verdict], style=palette.verdict(speaker.verdict)),
         "name": speaker.name,
         "address": speaker.address,
         "adapter": speaker.adapter,
         "codec": (transport.codec or "?") if transport else "-",
-        "media": media_cell(speaker),
+        "media": media_cell(speaker, palette),
         "delay": f"{transport.delay_ms:.0f} ms" if transport and transport.delay_ms else "-",
         "volume": str(transport.volume) if transport and transport.volume is not None else "-",
         "battery": battery,
         "dropouts": dropouts,
-        "timeline": Text(timeline(summary, now), style="red" if summary else "bright_black"),
-        "changed": clock_time(speaker.changed_t),
+        "timeline": Text(timeline(summary, now), style=palette("red") if summary else grey),
+        "changed": short_stamp(speaker.changed_t, now),
     }
     if speaker.verdict == Verdict.UNKNOWN:
         # Last known values, greyed: nothing current is known about this speaker.
-        values = {
-            k: v if k == "verdict" else Text(str(v), style="bright_black")
-            for k, v in values.items()
-        }
+        values = {k: v if k == "verdict" else Text(str(v), style=grey) for k, v in values.items()}
+    if not speaker.paired:
+        # Heard during discovery (--all): someone else's device, outside the fleet counts.
+        values["name"] = Text(f"{speaker.name} (unpaired)", style="italic")
     if step:
-        values["verdict"] = Text(step_label(step), style=STEP_STYLE)
+        values["verdict"] = Text(step_label(step), style=palette(STEP_STYLE))
     return values
 
 
-def media_cell(speaker: Speaker) -> Text | str:
+def media_cell(speaker: Speaker, palette: Palette = COLOUR) -> Text | str:
     """HCI media packets/s: '71/s'; a stalled speaker's '0/s' in red; '-' when HCI has none."""
     if speaker.media_pps is None:
         return "-"
     label = f"{speaker.media_pps:.0f}/s"
     if speaker.verdict == Verdict.STALLED:
-        return Text(label, style="bold red")
+        return Text(label, style=palette("bold red"))
     return label
 
 
@@ -193,7 +200,8 @@ class FleetTable(DataTable[Text | str]):
 
     def _values(self, speaker: Speaker, snapshot: FleetSnapshot) -> dict[str, Text | str]:
         summary = snapshot.dropouts.get(speaker.address)
-        return _cell_values(speaker, summary, snapshot.t, self._steps.get(speaker.address, ""))
+        step = self._steps.get(speaker.address, "")
+        return _cell_values(speaker, summary, snapshot.t, step, palette_of(self.app))
 
     def _update_row(self, speaker: Speaker, snapshot: FleetSnapshot) -> None:
         summary = snapshot.dropouts.get(speaker.address)

@@ -1,4 +1,4 @@
-"""Small read-only panels: the fleet line, the status bar, the speaker detail, the event log."""
+"""Small read-only panels: the status bar, the speaker detail, the event log."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from textual.widgets import RichLog, Static
 from core.describe import (
     VERDICT_LABEL,
     age,
-    clock_time,
     describe_event,
     period_sentence,
+    plural,
+    stamp,
     timeline,
 )
 from core.events import Event, SpeakerEvent, event_address, event_type
@@ -22,47 +23,12 @@ from core.model import (
     VERDICT_MEANING,
     DriftSummary,
     DropoutSummary,
-    FleetSnapshot,
     SourceState,
     SourceStatus,
     Speaker,
-    Verdict,
     sync_word,
 )
-from tui.style import SOURCE_STYLE, VERDICT_STYLE
-
-
-class FleetLine(Static):
-    """'3 of 6 connected speakers streaming' plus the speakers that are only pretending."""
-
-    _shown: Text | None = None
-
-    def show(self, snapshot: FleetSnapshot) -> None:
-        counts = snapshot.counts
-        ok = counts.connected > 0 and counts.streaming == counts.connected
-        text = Text(" ")
-        text.append(counts.line(), style="bold green" if ok else "bold yellow")
-        if snapshot.expected_silent:  # config: these must play (first, as the line may be cut)
-            named = {s.address: s.name for s in snapshot.speakers}
-            text.append("  ·  expected but silent: ", style="")
-            text.append(
-                ", ".join(named.get(a, a) for a in snapshot.expected_silent), style="bold red"
-            )
-        illusions = [
-            s
-            for s in snapshot.speakers
-            if s.is_speaker
-            and s.verdict in (Verdict.CONNECTED_IDLE, Verdict.NO_A2DP, Verdict.STALLED)
-        ]
-        if illusions:
-            names = ", ".join(s.name for s in illusions[:3]) + ("…" if len(illusions) > 3 else "")
-            text.append(f"  ·  {len(illusions)} connected without audio: ", style="")
-            text.append(names, style="bold yellow")
-        if snapshot.source.state != SourceState.CONNECTED:
-            text = Text(" fleet state unknown — see the status bar", style="bold yellow")
-        if text != self._shown:  # one line, fixed height: no relayout needed
-            self._shown = text
-            self.update(text, layout=False)
+from tui.style import COLOUR, Palette, palette_of
 
 
 class StatusBar(Static):
@@ -80,17 +46,18 @@ class StatusBar(Static):
             SourceState.WAITING: "WAITING",
             SourceState.ERROR: "ERROR",
         }[status.state]
-        text.append(f"{label} ", style=f"reverse {SOURCE_STYLE[status.state]}")
+        palette = palette_of(self.app)
+        text.append(f"{label} ", style=palette(f"reverse {palette.source(status.state)}"))
         text.append(f" {status.detail}")
         if hci:
             text.append(f"  ·  {hci}")
         if warnings:
-            text.append(f"  ({warnings} warning(s) in the log)", style="yellow")
+            text.append(f"  ({plural(warnings, 'warning')} in the log)", style=palette("yellow"))
         if log_problem:
             # Monitoring goes on; the operator must know the history is not being kept.
             # First line, so a long source line cannot push it out of sight.
             log_line = Text(" ")
-            log_line.append("LOG ", style="reverse bold red")
+            log_line.append("LOG ", style=palette("reverse bold red"))
             log_line.append(f" {log_problem}\n")
             text = log_line + text
         if text != self._shown:  # its height follows the text, so this one relayouts
@@ -98,12 +65,17 @@ class StatusBar(Static):
             self.update(text)
 
 
-def speaker_details(speaker: Speaker, now: float, drift: DriftSummary | None = None) -> Table:
+def speaker_details(
+    speaker: Speaker,
+    now: float,
+    drift: DriftSummary | None = None,
+    palette: Palette = COLOUR,
+) -> Table:
     """The detail grid for one speaker."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
-    verdict = Text(VERDICT_LABEL[speaker.verdict], style=VERDICT_STYLE[speaker.verdict])
+    verdict = Text(VERDICT_LABEL[speaker.verdict], style=palette.verdict(speaker.verdict))
     grid.add_row("Speaker", f"{speaker.name}  {speaker.address}")
     grid.add_row("Verdict", verdict)
     grid.add_row("", Text(VERDICT_MEANING[speaker.verdict], style="italic"))
@@ -124,7 +96,7 @@ def speaker_details(speaker: Speaker, now: float, drift: DriftSummary | None = N
         grid.add_row("Delay / volume", f"{delay} / {volume}")
     if speaker.media_pps is not None:  # an HCI source counts its A2DP media packets
         grid.add_row("HCI media", f"{speaker.media_pps:.0f} packets/s")
-    probe = probe_line(speaker.address, drift)
+    probe = probe_line(speaker.address, drift, now, palette)
     if probe is not None:
         grid.add_row("Probe", probe)
     grid.add_row(
@@ -132,27 +104,29 @@ def speaker_details(speaker: Speaker, now: float, drift: DriftSummary | None = N
     )
     if speaker.ble_seen is not None:  # --ble heard it advertise
         heard = f"{speaker.rssi} dBm, advertising" if speaker.rssi is not None else "silent"
-        grid.add_row("BLE", f"{heard} (last seen {clock_time(speaker.ble_seen)})")
+        grid.add_row("BLE", f"{heard} (last seen {stamp(speaker.ble_seen, now)})")
     grid.add_row(
         "Last change seen",
-        f"{clock_time(speaker.changed_t)} ({age(now - speaker.changed_t)} ago)",
+        f"{stamp(speaker.changed_t, now)} ({age(now - speaker.changed_t)} ago)",
     )
     return grid
 
 
-def probe_line(address: str, drift: DriftSummary | None) -> Text | None:
+def probe_line(
+    address: str, drift: DriftSummary | None, now: float, palette: Palette = COLOUR
+) -> Text | None:
     """What the latest probe heard of this speaker, or None when it was not probed."""
     if drift is None:
         return None
     result = next((r for r in drift.results if r.address == address), None)
     if result is None:
         return None
-    when = f" ({clock_time(drift.t)})"
+    when = f" ({stamp(drift.t, now)})"
     if not result.detected or result.latency_ms is None or result.offset_ms is None:
-        return Text(f"NOT HEARD by the last probe{when}", style="bold red")
+        return Text(f"✗ NOT HEARD by the last probe{when}", style=palette("bold red"))
     word = sync_word(result.offset_ms)
     text = Text(f"latency {result.latency_ms:.1f} ms, offset {result.offset_ms:+.1f} ms ")
-    text.append(word, style={"tight": "green", "loose": "yellow"}.get(word, "bold red"))
+    text.append(word, style=palette({"tight": "green", "loose": "yellow"}.get(word, "bold red")))
     rate = drift.drift_ppm.get(address)
     if rate is not None:
         text.append(f", drift {rate:+.0f} ppm")
@@ -160,18 +134,19 @@ def probe_line(address: str, drift: DriftSummary | None) -> Text | None:
     return text
 
 
-def dropout_details(summary: DropoutSummary | None, now: float) -> Group:
+def dropout_details(summary: DropoutSummary | None, now: float, palette: Palette = COLOUR) -> Group:
     """Period, countdown, the last hour as a strip, and the latest dropouts with durations."""
     if summary is None:
         return Group(Text("Dropouts", style="bold underline"), Text("none seen", style="italic"))
+    strip = Text(timeline(summary, now, width=24), style=palette("red"))
     lines = [
         Text("Dropouts", style="bold underline"),
-        Text(f"{summary.count} seen; {period_sentence(summary, now)}"),
-        Text("last hour ") + Text(timeline(summary, now, width=24), style="red") + Text(" now"),
+        Text(f"{plural(summary.count, 'dropout')} seen; {period_sentence(summary, now)}"),
+        Text("last hour ") + strip + Text(" now"),
     ]
     for start, kind, duration in list(summary.recent)[-6:][::-1]:
         lasted = f"{duration:.1f} s" if duration is not None else "still out"
-        lines.append(Text(f"  {clock_time(start)}  {kind:9}  {lasted}"))
+        lines.append(Text(f"  {stamp(start, now)}  {kind:9}  {lasted}"))
     return Group(*lines)
 
 
@@ -179,6 +154,9 @@ class DetailPanel(Static):
     """The selected speaker and its recent events (side panel on wide terminals)."""
 
     _shown_key: tuple[object, ...] | None = None
+    #: False where CSS fixes its size (the side panel: no relayout needed); True where its
+    #: height follows its content (the detail screen, which scrolls it).
+    layout_on_update = False
 
     def show(
         self,
@@ -201,7 +179,7 @@ class DetailPanel(Static):
             last_event = last_event or event
             line = describe_event(data, {speaker.address: speaker.name})
             if line:
-                recent.append(line)
+                recent.append(f"{stamp(event.t, now)} {line}")
                 if len(recent) == 8:
                     break
         recent.reverse()
@@ -214,12 +192,13 @@ class DetailPanel(Static):
             "\n".join(recent) if recent else "none since btmon-tui started",
             style="" if recent else "italic",
         )
-        self.update(  # its size is set by CSS: no relayout needed
-            layout=False,
+        palette = palette_of(self.app)
+        self.update(
+            layout=self.layout_on_update,
             content=Group(
-                speaker_details(speaker, now, drift),
+                speaker_details(speaker, now, drift, palette),
                 Text(""),
-                dropout_details(dropouts, now),
+                dropout_details(dropouts, now, palette),
                 Text(""),
                 Text("Recent events", style="bold underline"),
                 history,
@@ -227,17 +206,38 @@ class DetailPanel(Static):
         )
 
 
-def _log_style(data: dict[str, object]) -> str:
-    """Red for what went wrong (dropouts, lost links, failed actions), green for an action that
-    worked, yellow for one the operator cancelled."""
+def log_style(data: dict[str, object]) -> str:
+    """Bold red for what needs the operator (a dropout, a failed action), red for a lost link
+    or a dropout's end, green for an action that worked, yellow for one the operator
+    cancelled, italic for a dropout retracted (it was not one after all)."""
     kind = data.get("type")
     if kind == "action":
         if data.get("result") == "ok":
             return "green"
         return "yellow" if data.get("detail") == "cancelled" else "bold red"
-    if kind == "dropout" or (kind == "device" and not data.get("connected")):
-        return "bold red"
+    if kind == "dropout":
+        phase = data.get("phase")
+        return {"cancelled": "italic", "end": "red"}.get(str(phase), "bold red")
+    if kind == "device" and not data.get("connected"):
+        return "red"
     return ""
+
+
+def names_in(events: Iterable[Event]) -> dict[str, str]:
+    """Address -> name from the speaker rows and snapshots among `events`."""
+    names: dict[str, str] = {}
+    for event in events:
+        if isinstance(event, SpeakerEvent):
+            names[event.speaker.address] = event.speaker.name
+            continue
+        if event_type(event) not in ("speaker", "snapshot"):
+            continue
+        data = event.to_json()
+        rows = data.get("speakers") if data.get("type") == "snapshot" else [data]
+        for row in rows or ():
+            if isinstance(row, dict) and row.get("address") and row.get("name"):
+                names[str(row["address"])] = str(row["name"])
+    return names
 
 
 class EventLog(RichLog):
@@ -247,18 +247,21 @@ class EventLog(RichLog):
         super().__init__(max_lines=2000, wrap=False, markup=False, **kwargs)  # type: ignore[arg-type]
         self.names: dict[str, str] = {}
 
-    def add(self, events: Iterable[Event]) -> None:
+    def add(self, events: Sequence[Event], now: float) -> None:
+        """A line per event worth one, stamped with its time (and day, when not `now`'s)."""
+        # Names first: a batch may carry a dropout before the snapshot naming its speaker.
+        self.names.update(names_in(events))
+        palette = palette_of(self.app)
         for event in events:
-            if isinstance(event, SpeakerEvent):  # the bulk under load: no line, just the name
-                self.names[event.speaker.address] = event.speaker.name
+            if isinstance(event, SpeakerEvent):  # the bulk under load: no line
                 continue
             data = event.to_json()
-            if data.get("type") == "speaker":
-                self.names[data["address"]] = data["name"]
+            if data.get("type") in ("speaker", "snapshot"):
                 continue
             line = describe_event(data, self.names)
             if line:
-                self.write(Text(f"{clock_time(event.t)} {line}", style=_log_style(data)))
+                text = Text(f"{stamp(event.t, now)} {line}", style=palette(log_style(data)))
+                self.write(text)
 
     def warn(self, text: str, now: float) -> None:
-        self.write(Text(f"{clock_time(now)} warning: {text}", style="yellow"))
+        self.write(Text(f"{stamp(now, now)} warning: {text}", style=palette_of(self.app)("yellow")))
