@@ -389,3 +389,39 @@ def run_live(
             lines.extend(e.to_json() for e in detector.tick(next_tick))
             next_tick += tick_s
     return lines
+
+
+#: Ways other writers' logs differ from ours; the truth is the same.
+VARIANTS = ("plain", "no-snapshot", "row-lag", "no-teardown")
+
+
+def perturbed(n: Night, variant: str) -> Night:
+    """The night as another writer might log it: without the first snapshot, with speaker
+    rows stamped up to 80 ms after their transport line (each stamped on arrival), or with
+    a link loss's transport teardown unlogged (the device line first)."""
+    rng = random.Random(n.seed ^ 0x5A5A)
+    records = list(n.records)
+    if variant == "no-snapshot":
+        records = [r for r in records if r["type"] != "snapshot"]
+    elif variant == "row-lag":
+        lagged = [
+            {**r, "t": round(r["t"] + rng.uniform(0, 0.08), 4)} if r["type"] == "speaker" else r
+            for r in records
+        ]
+        records = sorted(lagged, key=lambda r: r["t"])
+    elif variant == "no-teardown":
+        gone = {
+            (r["address"], round(r["t"] - 0.0004, 4))
+            for r in records
+            if r["type"] == "device" and r["connected"] is False
+        }
+        records = [
+            r
+            for r in records
+            if not (
+                (r["type"] == "speaker" and r["verdict"] == "no-a2dp")
+                or (r["type"] == "transport" and r["state"] == "absent")
+            )
+            or (r["address"], r["t"]) not in gone
+        ]
+    return Night(n.seed, records, n.truth, {**n.notes, "variant": variant})

@@ -15,6 +15,7 @@ import pytest
 
 from core.dropout import (
     FLEET_STOP_SPREAD_S,
+    SPREAD_SLACK_S,
     STREAMED_RECENTLY_S,
     TOGETHER_WITHIN_S,
     DropoutDetector,
@@ -189,7 +190,7 @@ CASES: dict[str, tuple[list[Step], list[Ev]]] = {
             spk(12.9, A, "disconnected"),
             *ticks(13, 16),
         ],
-        [(A, "start", "link", 10.0, 15.5, None, None, ())],
+        [(A, "start", "link", 10.0, 16.0, None, None, ())],
     ),
     # Our resync or a user's disconnect: not a dropout, and the transport loss before it is
     # not one either.
@@ -234,26 +235,26 @@ CASES: dict[str, tuple[list[Step], list[Ev]]] = {
         [],
     ),
     # A2DP idle while linked and the others keep streaming: a transport dropout, reported
-    # once FLEET_STOP_SPREAD_S has passed (not before), once, dated from the idle.
+    # once FLEET_STOP_SPREAD_S (and its slack, 0.5 s) has passed, once, dated from the idle.
     "transport idle, others stream": (
         [
             *fleet(0),
             spk(10, A, "connected-idle"),
-            *ticks(10.5, 15),
-            tick(15.5),
+            *ticks(10.5, 15.5),
+            tick(16),
             tick(20),
             spk(30, A, "streaming"),
             tick(40),
         ],
         [
-            (A, "start", "transport", 10.0, 15.5, None, None, ()),
+            (A, "start", "transport", 10.0, 16.0, None, None, ()),
             (A, "end", "transport", 10.0, 30.0, 20.0, 30.0, ()),
         ],
     ),
     "transport gone (no-a2dp), others stream": (
-        [*fleet(0), spk(10, A, "no-a2dp"), tick(15.5), spk(16.25, A, "streaming")],
+        [*fleet(0), spk(10, A, "no-a2dp"), tick(16.0), spk(16.25, A, "streaming")],
         [
-            (A, "start", "transport", 10.0, 15.5, None, None, ()),
+            (A, "start", "transport", 10.0, 16.0, None, None, ()),
             (A, "end", "transport", 10.0, 16.25, 6.25, 16.25, ()),
         ],
     ),
@@ -312,18 +313,31 @@ CASES: dict[str, tuple[list[Step], list[Ev]]] = {
         ],
         [],
     ),
-    # 5.2 s: C streamed on past A's hold: A's silence was a dropout (judged as of its
-    # deadline, although the tick comes after C stopped); B's was not (C stopped 2.7 s later).
-    "music stop spread over 5.2 s": (
+    # A stop stamped a little late (5.4 s: the slack for timestamps of other writers) is
+    # still a stop.
+    "music stop spread over 5.4 s": (
         [
             *fleet(0),
             spk(10.0, A, "connected-idle"),
             spk(12.5, B, "connected-idle"),
             tick(15.0),
-            spk(15.2, C, "connected-idle"),
+            spk(15.4, C, "connected-idle"),
             *ticks(15.5, 25),
         ],
-        [(A, "start", "transport", 10.0, 15.5, None, None, ())],
+        [],
+    ),
+    # 5.6 s: C streamed on past A's hold: A's silence was a dropout (judged as of its
+    # deadline, although the tick comes after C stopped); B's was not (C stopped 3.1 s later).
+    "music stop spread over 5.6 s": (
+        [
+            *fleet(0),
+            spk(10.0, A, "connected-idle"),
+            spk(12.5, B, "connected-idle"),
+            tick(15.0),
+            spk(15.6, C, "connected-idle"),
+            *ticks(15.5, 25),
+        ],
+        [(A, "start", "transport", 10.0, 16.0, None, None, ())],
     ),
     # Transport active, no media: a stall at once (no hold), once.
     "stall": (
@@ -359,7 +373,7 @@ CASES: dict[str, tuple[list[Step], list[Ev]]] = {
         ],
         [
             (A, "start", "stall", 10.0, 10.0, None, None, ()),
-            (A, "cancelled", "stall", 10.0, 15.5, None, None, ()),
+            (A, "cancelled", "stall", 10.0, 16.0, None, None, ()),
         ],
     ),
     # Two speakers within TOGETHER_WITHIN_S: each dropout names the other (the first one's
@@ -437,6 +451,7 @@ def test_table(name: str) -> None:
 
 def test_constants_the_table_relies_on() -> None:
     assert FLEET_STOP_SPREAD_S == 5.0
+    assert SPREAD_SLACK_S == 0.5
     assert STREAMED_RECENTLY_S == 3.0
     assert TOGETHER_WITHIN_S == 5.0
 
