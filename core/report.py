@@ -9,6 +9,7 @@ silence is judged with what the fleet did next, as the live detector does once i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +72,34 @@ def read_jsonl(path: Path, *, types: frozenset[str] | None = None) -> JsonlScan:
     return scan
 
 
-def report_from_jsonl(path: Path, now: float | None = None) -> dict[str, Any]:
+def within(
+    records: list[dict[str, Any]], since: float | None, until: float | None
+) -> list[dict[str, Any]]:
+    """The records from `since` on and before `until` (a dropout by its start)."""
+    if since is None and until is None:
+        return records
+    low = -math.inf if since is None else since
+    high = math.inf if until is None else until
+    return [r for r in records if low <= float(r.get("start_t", r["t"])) < high]
+
+
+def _clamp(
+    window: tuple[float, float] | None, since: float | None, until: float | None
+) -> tuple[float, float] | None:
+    if window is None:
+        return None
+    start = window[0] if since is None else max(window[0], since)
+    end = window[1] if until is None else min(window[1], until)
+    return (start, max(start, end))
+
+
+def report_from_jsonl(
+    path: Path,
+    now: float | None = None,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+) -> dict[str, Any]:
     """Report for a JSON Lines file; two passes only when dropouts must be derived."""
     scan = read_jsonl(path, types=frozenset({"dropout", "snapshot"}))
     if scan.good_lines == 0:
@@ -81,13 +109,19 @@ def report_from_jsonl(path: Path, now: float | None = None) -> dict[str, Any]:
     records = scan.records
     if not scan.has_dropouts:
         records = read_jsonl(path, types=frozenset({*RAW_TYPES, "snapshot"})).records
-    window = _window_of_file(path, records)
-    report = build_report(records, window=window, now=now)
+    window = _clamp(_window_of_file(path, records), since, until)
+    report = build_report(within(records, since, until), window=window, now=now)
     report["warnings"] = scan.warnings
     return report
 
 
-def report_from_db(path: Path, now: float | None = None) -> dict[str, Any]:
+def report_from_db(
+    path: Path,
+    now: float | None = None,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+) -> dict[str, Any]:
     """Report for the SQLite event log."""
     from core.store import EventStore, StoreError
 
@@ -99,10 +133,10 @@ def report_from_db(path: Path, now: float | None = None) -> dict[str, Any]:
         records = dropouts
         if not any(r.get("type") == "dropout" for r in dropouts):
             records = list(store.read(types={*RAW_TYPES, "snapshot"}))
-        window = store.time_range()
+        window = _clamp(store.time_range(), since, until)
     except StoreError as exc:
         raise ReportInputError(str(exc)) from exc
-    return build_report(records, window=window, now=now)
+    return build_report(within(records, since, until), window=window, now=now)
 
 
 def _window_of_file(path: Path, records: list[dict[str, Any]]) -> tuple[float, float] | None:
@@ -180,8 +214,8 @@ def build_report(
             detector.observe(record, float(record["t"]))
     else:
         # A speaker with rows of its own is judged from them; `transport` records only stand
-        # in for them in logs that have none.
-        for record in raw:
+        # in for them in logs that have none. Time order, whatever order the file had.
+        for record in sorted(raw, key=lambda r: float(r["t"])):
             if record.get("type") == "transport" and record.get("address") in with_rows:
                 continue
             t = float(record["t"])
