@@ -100,6 +100,8 @@ class BtmonApp(ActionKeys, ProbeKeys, ReplayKeys, App[int]):
         self._probe_news: tuple[frozenset[str], str] = (frozenset(), "")
         #: Predicted dropout time already announced per speaker (one toast per prediction).
         self._warned_due: dict[str, float] = {}
+        #: Whether the table has a Media column (an HCI source runs): it needs more room.
+        self._media = False
         #: Every name known for an address: a replay's recorded names, then the fleet's.
         self.names: dict[str, str] = dict(self.replay.names) if self.replay else {}
 
@@ -171,8 +173,9 @@ class BtmonApp(ActionKeys, ProbeKeys, ReplayKeys, App[int]):
             )
             self._show_detail()
             self._show_drift(snapshot)
-            if self.screen.has_class("too-small"):
-                self._apply_size()  # the notice carries the fleet's line
+            media = bool(snapshot.hci_status)
+            if self.screen.has_class("too-small") or media != self._media:
+                self._apply_size()  # the notice carries the fleet's line; Media widens it
         if snapshot.source != self._source:
             self._source = snapshot.source
             self.post_message(SourceChanged(snapshot.source))
@@ -260,8 +263,8 @@ class BtmonApp(ActionKeys, ProbeKeys, ReplayKeys, App[int]):
         if small:
             fleet = self.snapshot.counts.line() if self.snapshot is not None else ""
             self.query_one("#too-small", Static).update(too_small_text(width, height, fleet))
-        media = self.snapshot is not None and bool(self.snapshot.hci_status)
-        self.query_one("#detail").styles.width = side_panel_width(width, media)
+        self._media = self.snapshot is not None and bool(self.snapshot.hci_status)
+        self.query_one("#detail").styles.width = side_panel_width(width, self._media)
         self.query_one("#main").set_class(width >= SIDE_PANEL_WIDTH, "wide")
         if self.snapshot is not None:
             self.query_one(DriftPanel).set_class(

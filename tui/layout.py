@@ -13,6 +13,8 @@ SIDE_PANEL_WIDTH: Final = 120
 #: The side panel's narrowest and widest: 40 leaves a 140-column terminal's table the 99
 #: columns of its medium column set; beyond 80 its lines only get emptier.
 SIDE_PANEL_MIN, SIDE_PANEL_MAX = 40, 80
+#: Columns the table needs beyond its column set's width (its scrollbar gutter).
+TABLE_MARGIN: Final = 4
 #: Height from which the drift panel shows under the table (below it, probes show as toasts
 #: and in the event log: the fleet table comes first).
 DRIFT_PANEL_HEIGHT: Final = 36
@@ -24,7 +26,7 @@ def side_panel_width(width: int, media: bool) -> int:
     SIDE_PANEL_MAX), so a wide screen gives the details more room, not the table blanks."""
     extra = MEDIA_WIDTH if media else 0
     for table_needs in (WIDE + extra, MEDIUM + extra):
-        room = width - table_needs
+        room = width - table_needs - TABLE_MARGIN
         if room >= SIDE_PANEL_MIN:
             return min(room, SIDE_PANEL_MAX)
     return SIDE_PANEL_MIN

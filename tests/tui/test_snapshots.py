@@ -118,6 +118,19 @@ def test_drift_panel_150x44(snap_compare: SnapCompare, app: BtmonApp) -> None:
     assert snap_compare(app, terminal_size=(150, 44), press=["down", "down"], run_before=loaded)
 
 
+def test_no_color_80x24(
+    snap_compare: SnapCompare,
+    demo_bus: str,
+    stable_terminal: None,
+    scene: tuple[Path, list[dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NO_COLOR: every colour turns grey, so the alarms (stalled, no-a2dp, connected-idle,
+    9%!, Foyer's 0/s, the countdown under a minute) are in reverse video instead."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(scene_app(demo_bus, scene), terminal_size=(80, 24), run_before=loaded)
+
+
 def test_help(snap_compare: SnapCompare, app: BtmonApp) -> None:
     """`?`: keys and what each verdict means."""
     assert snap_compare(app, terminal_size=(100, 30), press=["question_mark"], run_before=loaded)
