@@ -12,8 +12,9 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from tui import options
 from tui.cli_act import ACTION_READY_S, check_action_args, run_action
 from tui.cli_probe import (
     add_input_args,
@@ -24,8 +25,17 @@ from tui.cli_probe import (
     run_analyze,
     run_probe_signal,
 )
-from tui.cli_watch import run_watch
-from tui.source import DEMO_PROBE_EVERY_S, Source, fail, make_monitor, with_source
+from tui.cli_watch import replay_watch, run_watch
+from tui.source import (
+    DEMO_PROBE_EVERY_S,
+    NEEDS_TERMINAL,
+    Source,
+    fail,
+    has_terminal,
+    make_monitor,
+    read_recording,
+    with_source,
+)
 
 if TYPE_CHECKING:
     from tui.app import BtmonApp
@@ -70,73 +80,82 @@ ACTION_HELP = {
 }
 
 
-def _add_source_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+def _add_source_args(parser: argparse.ArgumentParser, nested: bool = True) -> None:
+    """The options that say where the fleet comes from; they count before or after the
+    subcommand (tui/options.py)."""
+
+    def add(*flags: str, **kwargs: Any) -> None:
+        options.add(parser, nested, *flags, **kwargs)
+
+    add(
         "--bus",
         default="system",
         help="D-Bus to find BlueZ on: system (default), session, or an address "
         "such as unix:path=/run/dbus/system_bus_socket",
     )
-    parser.add_argument(
+    add(
         "--demo",
         action="store_true",
         help="start the built-in demo fleet on a private D-Bus (no Bluetooth needed)",
     )
-    parser.add_argument(
+    add(
         "--speed",
         type=float,
         default=1.0,
-        help="with --demo: run the demo's timeline X times faster",
+        help=f"with --demo or --replay: run the timeline X times faster (at most "
+        f"{options.MAX_SPEED:g})",
     )
-    parser.add_argument(
+    add(
         "--db",
         metavar="PATH",
         help="the SQLite event log (TUI default: $XDG_STATE_HOME/btmon-tui/events.sqlite3; "
-        "with --demo a temporary file; watch logs only when --db is given)",
+        "with --demo a temporary file; watch, probe and actions log only when --db is given, "
+        "and exit 2 when it cannot be written)",
     )
-    parser.add_argument(
+    add(
         "--retention",
         type=float,
         default=30.0,
         metavar="DAYS",
         help="delete logged events older than DAYS days (default 30)",
     )
-    parser.add_argument(
+    add(
         "--replay",
         metavar="DB",
-        help="play a recorded session from an event log through the TUI (with --speed X)",
+        help="play a recorded session from an event log (the TUI, or `watch`), with --speed X",
     )
-    parser.add_argument(
+    add(
         "--all",
         action="store_true",
         dest="include_all",
-        help="show every paired device, not only speakers (A2DP sinks)",
+        help="show every paired device, not only speakers (A2DP sinks), and unpaired "
+        "devices heard nearby (marked, never counted)",
     )
-    parser.add_argument(
+    add(
         "--config",
         metavar="PATH",
         help="speaker aliases, groups, who must stream, resync timeouts (TOML; default "
         "$XDG_CONFIG_HOME/btmon-tui/config.toml when it exists)",
     )
-    parser.add_argument(
+    add(
         "--ble",
         metavar="ADAPTER",
         help="also scan for BLE advertisements on ADAPTER (e.g. hci1) to show RSSI and presence; "
         "refused on an adapter that streams A2DP (audio would stutter)",
     )
-    parser.add_argument(
-        "--ble-force",
-        action="store_true",
-        help="with --ble: scan even while the adapter streams A2DP",
-    )
+    add("--ble-force", action="store_true", help="with --ble: scan even while the adapter streams")
     hci = parser.add_mutually_exclusive_group()
-    hci.add_argument(
+    options.add(
+        hci,
+        nested,
         "--hci",
         action="store_true",
         help="count each speaker's A2DP media packets on the HCI monitor channel (as btmon "
         "does; needs CAP_NET_RAW): shows packets/s and the `stalled` verdict",
     )
-    hci.add_argument(
+    options.add(
+        hci,
+        nested,
         "--hci-file",
         metavar="PATH",
         help="the same from a growing capture: run `btmon -w PATH` (as root) and point here",
@@ -144,14 +163,15 @@ def _add_source_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = options.Parser(
         prog="btmon-tui",
         description="Tells connected from really streaming across a fleet of Bluetooth speakers.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_source_args(parser)
-    add_input_args(parser)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    _add_source_args(parser, nested=False)
+    add_input_args(parser, nested=False)
     parser.add_argument(
         "--probe-every",
         metavar="DURATION",
@@ -166,13 +186,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration passes or you press Ctrl-C.",
     )
     _add_source_args(watch)
-    watch.add_argument("--json", action="store_true", help="JSON Lines per DESIGN §4.2")
+    watch.add_argument(
+        "--json", action="store_true", help="JSON Lines: a snapshot, then one event per line"
+    )
     watch.add_argument(
         "--duration",
-        type=float,
+        type=options.duration_arg,
         default=None,
         metavar="S",
-        help="stop after S seconds (default: run until interrupted)",
+        help="stop S seconds after the first snapshot (e.g. 30, 90s, 5m; default: run until "
+        "interrupted)",
     )
     report = sub.add_parser(
         "report",
@@ -181,15 +204,25 @@ def build_parser() -> argparse.ArgumentParser:
         "(e.g. 'every 4m42s, next at 20:04:42'). Reads the SQLite event log (--db) or the "
         "output of `btmon-tui watch --json` (--events).",
     )
-    source = report.add_mutually_exclusive_group(required=True)
-    source.add_argument("--db", metavar="PATH", help="the SQLite event log to read")
+    source = report.add_mutually_exclusive_group()
+    options.add(source, True, "--db", metavar="PATH", help="the SQLite event log to read")
     source.add_argument("--events", metavar="FILE", help="a JSON Lines file (watch --json output)")
-    report.add_argument("--json", action="store_true", help="JSON per DESIGN §4.3")
+    report.add_argument("--json", action="store_true", help="JSON (dropouts and periods)")
     report.add_argument(
         "--now",
-        type=float,
+        type=options.unix_time,
         metavar="T",
-        help="predict the next dropout after Unix time T (default: the end of the recording)",
+        help="predict the next dropout after time T (Unix seconds or '2026-12-06 20:15'; "
+        "default: the end of the recording)",
+    )
+    report.add_argument(
+        "--since",
+        type=options.unix_time,
+        metavar="T",
+        help="only events from T on (Unix seconds or a local date/time like '2026-12-06 20:00')",
+    )
+    report.add_argument(
+        "--until", type=options.unix_time, metavar="T", help="only events before T (as --since)"
     )
     snoop = sub.add_parser(
         "snoop",
@@ -198,19 +231,26 @@ def build_parser() -> argparse.ArgumentParser:
         "Starts; flags a device that is connected but starved. Exit 0, 2 on bad input.",
     )
     snoop.add_argument("file", metavar="FILE", help="the btsnoop capture")
-    snoop.add_argument("--json", action="store_true", help="JSON per DESIGN §4.5")
+    snoop.add_argument("--json", action="store_true", help="JSON: per-device media counts")
     add_probe_commands(sub, _add_source_args)
     for action, (summary, description) in ACTION_HELP.items():
         act = sub.add_parser(action, help=summary, description=description)
-        act.add_argument("address", metavar="ADDRESS", help="the speaker: AA:BB:CC:DD:EE:FF")
+        act.add_argument(
+            "address",
+            metavar="SPEAKER",
+            help="the speaker: its address (AA:BB:CC:DD:EE:FF), name or alias",
+        )
         _add_source_args(act)
         act.add_argument(
             "--json",
             action="store_true",
-            help="print the action event (DESIGN §4.2) as the last line; progress goes to stderr",
+            help="print the action event (JSON) as the last line; progress goes to stderr",
         )
         act.add_argument(
-            "--timeout", type=float, metavar="S", help="give up after S seconds in all"
+            "--timeout",
+            type=options.positive_seconds,
+            metavar="S",
+            help="give up after S seconds in all (e.g. 30, 2m)",
         )
         if action == "disconnect":
             act.add_argument(
@@ -220,18 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def duration(text: str) -> float:
-    """'5m', '90s', '1h', '300' (seconds) -> seconds; at least 10 s between probes."""
-    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
-    text = text.strip().lower()
-    scale = units.get(text[-1:], 1.0)
-    number = text[:-1] if text[-1:] in units else text
+    """--probe-every: '5m', '90s', '1h', '300' (seconds); at least 10 s between probes."""
+    return options.seconds(text, least=10.0, what="a time between probes")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        seconds = float(number) * scale
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 5m, 90s)") from None
-    if seconds < 10:
-        raise argparse.ArgumentTypeError("probes need at least 10 s between them")
-    return seconds
+        return version("btmon-tui")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -246,8 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    if args.speed <= 0:
-        return fail("--speed must be greater than 0")
+    problem = options.merge(args) or options.check(args)
+    if problem:
+        return fail(problem)
     if args.command == "report":
         return _run_report(args)
     if args.command == "snoop":
@@ -263,15 +303,15 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command is None and args.replay:
         return _run_replay(args)
     if args.command == "watch":
-        if args.duration is not None and args.duration < 0:
-            return fail("--duration must be 0 or more seconds")
+        if args.replay:
+            return replay_watch(args)
         return with_source(args, lambda source: run_watch(args, source), log=False)
     if args.command in ACTION_HELP:
         problem = check_action_args(args)
         if problem:
             return fail(problem)
         return with_source(args, lambda source: run_action(args, source), log=False)
-    return with_source(args, lambda source: _run_tui(args, source), log=True)
+    return with_source(args, lambda source: _run_tui(args, source), log=True, terminal=True)
 
 
 def _run_report(args: argparse.Namespace) -> int:
@@ -279,11 +319,16 @@ def _run_report(args: argparse.Namespace) -> int:
 
     from core.report import ReportInputError, report_from_db, report_from_jsonl
 
+    if not (args.events or args.db):
+        return fail("report needs --db PATH (the event log) or --events FILE (watch --json)")
+    if args.since is not None and args.until is not None and args.until <= args.since:
+        return fail("--until must be later than --since")
+    window = {"since": args.since, "until": args.until}
     try:
         if args.events:
-            result = report_from_jsonl(Path(args.events), now=args.now)
+            result = report_from_jsonl(Path(args.events), now=args.now, **window)
         else:
-            result = report_from_db(Path(args.db), now=args.now)
+            result = report_from_db(Path(args.db), now=args.now, **window)
     except ReportInputError as exc:
         return fail(str(exc))
     for warning in result.get("warnings", []):
@@ -311,18 +356,21 @@ def _run_snoop(args: argparse.Namespace) -> int:
     return 0
 
 
-def report_table(result: dict[str, object]) -> str:
-    """The report as a table in words."""
-    from core.describe import age, clock_time
+def report_table(result: dict[str, object], now: float | None = None) -> str:
+    """The report as a table in words; times carry their date when not from today."""
+    import time
 
+    from core.describe import age, plural, stamp
+
+    today = time.time() if now is None else now
     window = result["window"]
     assert isinstance(window, dict)
     lines = []
     if window.get("start") is not None:
         span = float(window["end"]) - float(window["start"])
         lines.append(
-            f"window {clock_time(float(window['start']))} – {clock_time(float(window['end']))} "
-            f"({age(span)})"
+            f"window {stamp(float(window['start']), today)} – "
+            f"{stamp(float(window['end']), today)} ({age(span)})"
         )
     speakers = result["speakers"]
     assert isinstance(speakers, list)
@@ -333,7 +381,7 @@ def report_table(result: dict[str, object]) -> str:
     for row in speakers:
         period = f"{age(row['period_s'])}" if row["period_s"] else "-"
         conf = f"{row['period_confidence'] * 100:.0f}%" if row["period_s"] else "-"
-        nxt = clock_time(row["next_expected"]) if row["next_expected"] else "-"
+        nxt = stamp(row["next_expected"], today) if row["next_expected"] else "-"
         name = row.get("name") or ""
         lines.append(
             f"{name[:20]:20} {row['address']:17} {row['dropouts']:>5}  {period:>8} {conf:>5}  {nxt}"
@@ -341,26 +389,23 @@ def report_table(result: dict[str, object]) -> str:
     fleet = result.get("fleet")
     if isinstance(fleet, dict) and fleet.get("dropouts"):
         lines.append(
-            f"{fleet['dropouts']} dropouts: {fleet['alone']} alone (speaker firmware?), "
-            f"{fleet['together']} together with other speakers (host or interference?)"
+            f"{plural(fleet['dropouts'], 'dropout')}: {fleet['alone']} alone (speaker "
+            f"firmware?), {fleet['together']} together with other speakers (host or "
+            "interference?)"
         )
     return "\n".join(lines)
 
 
 def _run_replay(args: argparse.Namespace) -> int:
     from core.replay import ReplayMonitor
-    from core.store import EventStore, StoreError
     from tui.app import make_app
 
     path = Path(args.replay)
-    if not path.exists():
-        return fail(f"{path} does not exist: pass an event log written by btmon-tui (--db)")
-    try:
-        records = list(EventStore(path, retention_days=None).read())
-    except StoreError as exc:
-        return fail(str(exc))
-    if not records:
-        return fail(f"{path} holds no events to replay")
+    records, problem = read_recording(path)
+    if problem:
+        return fail(problem)
+    if not has_terminal():
+        return fail(NEEDS_TERMINAL)
     monitor = ReplayMonitor(records, label=str(path), speed=args.speed)
     app = make_app("replay", monitor=monitor, include_all=True)
     _run_app(app)

@@ -22,15 +22,15 @@ ACTION_READY_S = 5.0
 
 def check_action_args(args: argparse.Namespace) -> str:
     """What is wrong with an action's arguments before anything starts; '' when nothing."""
-    from core.config import ADDRESS_RE
+    from core.lookup import malformed_address
 
-    if not ADDRESS_RE.match(args.address):
+    if not args.address.strip():
+        return "no speaker given: write its address (AA:BB:CC:DD:EE:FF) or its name"
+    if malformed_address(args.address):
         return (
-            f"{args.address!r} is not a Bluetooth address: write it as AA:BB:CC:DD:EE:FF "
-            "(see `btmon-tui watch`)"
+            f"{args.address!r} is not a Bluetooth address: write it as AA:BB:CC:DD:EE:FF, "
+            "or give the speaker's name (see `btmon-tui watch`)"
         )
-    if args.timeout is not None and not args.timeout > 0:
-        return "--timeout must be more than 0 seconds"
     if args.command == "disconnect" and not args.yes and not sys.stdin.isatty():
         return "disconnect asks first, but there is no terminal to ask on: add --yes"
     return ""
@@ -72,9 +72,10 @@ async def _act_on(args: argparse.Namespace, source: Source, monitor: Monitor) ->
 
     from core.bluez.control import Controller, Timeouts
     from core.events import ActionEvent
+    from core.lookup import find_speaker
     from core.model import SourceState
 
-    address, out = args.address.upper(), sys.stderr if args.json else sys.stdout
+    out = sys.stderr if args.json else sys.stdout
     if source.log_error:
         print(f"btmon-tui: warning: {source.log_error}", file=sys.stderr)
     # --timeout counts from now, but not the time a person takes to answer the question.
@@ -87,12 +88,10 @@ async def _act_on(args: argparse.Namespace, source: Source, monitor: Monitor) ->
             return fail(state.source.detail.split("; waiting")[0])
         if time.monotonic() >= ready_by:
             return fail(f"BlueZ on {monitor.mirror.where} did not answer within {limit:g} s")
-    speaker = next((s for s in state.speakers.values() if s.address.upper() == address), None)
-    if speaker is None or not speaker.paired:
-        return fail(
-            f"no paired speaker {address} on {monitor.mirror.where}: list them with "
-            "`btmon-tui watch` or `bluetoothctl devices Paired` (--all: any paired device)"
-        )
+    speaker, problem = find_speaker(args.address, state.speakers.values())
+    if speaker is None:
+        return fail(f"{problem} (on {monitor.mirror.where}; `btmon-tui watch` lists them)")
+    address = speaker.address
     label = f"{speaker.name} ({address})"
     if args.command == "disconnect" and not args.yes:
         asked = time.monotonic()
@@ -135,7 +134,7 @@ async def _act_on(args: argparse.Namespace, source: Source, monitor: Monitor) ->
             controller.cancel(address, "timeout", f"did not finish within {args.timeout:g} s")
     event = await task
     if event.result == "ok":
-        print(f"{label}: {event.message}", file=out)
+        print(f"{label}: {args.command} ok — {event.message}", file=out)
     else:
         why = f" ({event.detail})" if event.detail else ""
         print(f"btmon-tui: {args.command} {label} failed: {event.message}{why}", file=sys.stderr)

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tui import options
+from tui.options import channel_number
 from tui.source import fail
 
 if TYPE_CHECKING:
@@ -50,10 +52,10 @@ def add_probe_commands(sub: Any, add_source_args: Any) -> None:
     analyze.add_argument(
         "--reference", required=True, metavar="DIR|REF.wav", help="probe-signal dir or a WAV"
     )
-    analyze.add_argument("--json", action="store_true", help="JSON per DESIGN §4.4")
+    analyze.add_argument("--json", action="store_true", help="JSON: arrivals, SNR, spread and gaps")
     analyze.add_argument(
         "--channel",
-        type=int,
+        type=channel_number,
         default=None,
         metavar="N",
         help="which channel of a multi-channel recording to analyse (1-based; default 1)",
@@ -68,7 +70,7 @@ def add_probe_commands(sub: Any, add_source_args: Any) -> None:
         "probe ran (a speaker not heard is a result), 2 when it could not run.",
     )
     add_source_args(probe)
-    probe.add_argument("--json", action="store_true", help="print the probe event (§4.2)")
+    probe.add_argument("--json", action="store_true", help="print the probe event (JSON)")
     probe.add_argument(
         "--list-devices", action="store_true", help="list audio devices and sinks, then exit"
     )
@@ -82,23 +84,29 @@ def add_probe_commands(sub: Any, add_source_args: Any) -> None:
     )
 
 
-def add_input_args(parser: argparse.ArgumentParser) -> None:
-    """--input and --source: the microphone the probes record."""
-    parser.add_argument(
+def add_input_args(parser: argparse.ArgumentParser, nested: bool = True) -> None:
+    """--input, --source and --sink: the microphone the probes record and the sinks they
+    play on (they count before or after the subcommand)."""
+    options.add(
+        parser,
+        nested,
         "--input",
         metavar="DEVICE",
         help="microphone: PortAudio device index or name (see `btmon-tui probe "
         "--list-devices`; default: the default input)",
     )
-    parser.add_argument(
+    options.add(
+        parser,
+        nested,
         "--source",
         metavar="NAME",
         help="record this PulseAudio/PipeWire source instead (e.g. a USB mic's source name)",
     )
-    parser.add_argument(
+    options.add(
+        parser,
+        nested,
         "--sink",
         action="append",
-        default=[],
         type=sink_mapping,
         metavar="ADDRESS=SINK",
         help="play this speaker's probe on SINK (repeatable; default: the sink named after "

@@ -129,3 +129,44 @@ def _json_str(text: str) -> str:
     import json
 
     return json.dumps(text)
+
+
+def replay_watch(args: argparse.Namespace) -> int:
+    """`watch --replay DB`: the recorded session's lines again, in time order, paced by
+    --speed (a quiet stretch waits at most MAX_PAUSE_S), for --duration seconds or to the end."""
+    import json
+    from pathlib import Path
+
+    from core.describe import clock_time, describe_event
+    from core.replay import MAX_PAUSE_S
+    from tui.source import read_recording
+
+    records, problem = read_recording(Path(args.replay))
+    if problem:
+        return fail(problem)
+    out = sys.stdout
+    names: dict[str, str] = {}
+    stop_at = None if args.duration is None else time.monotonic() + args.duration
+    previous = float(records[0]["t"])
+    try:
+        for record in records:
+            t = float(record["t"])
+            wait = min(max(0.0, t - previous) / args.speed, MAX_PAUSE_S)
+            if stop_at is not None and time.monotonic() + wait > stop_at:
+                break
+            time.sleep(wait)
+            previous = t
+            if args.json:
+                out.write(json.dumps(dict(record), separators=(",", ":")) + "\n")
+            else:
+                rows = record.get("speakers") if record.get("type") == "snapshot" else [record]
+                for row in rows or ():
+                    if isinstance(row, dict) and row.get("address") and row.get("name"):
+                        names[str(row["address"])] = str(row["name"])
+                line = describe_event(dict(record), names)
+                if line:
+                    out.write(f"{clock_time(t)}  {line}\n")
+            out.flush()
+    except KeyboardInterrupt:
+        return 0
+    return 0

@@ -5,6 +5,7 @@ bus or the demo fleet, the config file, the event log with its history, BLE and 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,21 @@ def fail(message: str) -> int:
     """Bad input: one line on stderr naming the problem and the fix; exit status 2."""
     print(f"btmon-tui: error: {message}", file=sys.stderr)
     return 2
+
+
+#: Why the TUI will not start without a terminal, and what to use instead.
+NEEDS_TERMINAL = (
+    "the TUI needs a terminal (stdin and stdout); for scripts use `btmon-tui watch --json` "
+    "(add --demo for the demo fleet)"
+)
+
+
+def has_terminal() -> bool:
+    """True when the TUI can draw and read keys: both stdin and stdout are terminals."""
+    try:
+        return os.isatty(sys.stdin.fileno()) and os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # closed or replaced streams
+        return False
 
 
 #: How often the demo probes its simulated room when --probe-every is not given (s).
@@ -51,6 +67,22 @@ class Source:
     hci_label: str | None = None
 
 
+def read_recording(path: Path) -> tuple[list[Mapping[str, Any]], str]:
+    """Every event of a recorded session (--replay), in time order; or why it cannot be
+    read, in one line with the fix."""
+    from core.store import EventStore, StoreError
+
+    if not path.exists():
+        return [], f"{path} does not exist: pass an event log written by btmon-tui (--db)"
+    try:
+        records = list(EventStore(path, retention_days=None).read())
+    except StoreError as exc:
+        return [], str(exc)
+    if not records:
+        return [], f"{path} holds no events to replay"
+    return sorted(records, key=lambda r: float(r.get("t", 0.0))), ""
+
+
 def _open_log(args: argparse.Namespace, *, default: bool) -> tuple[EventStore | None, str]:
     """The event log the command asked for (or its default), opened; or why it is off."""
     from core.store import EventStore, StoreError, default_db_path
@@ -63,7 +95,9 @@ def _open_log(args: argparse.Namespace, *, default: bool) -> tuple[EventStore | 
         store.open()
     except StoreError as exc:
         return None, f"event log off: {exc}"
-    return store, ""
+    status = store.status
+    # Open but not writable now (read-only, full, no such directory): it keeps trying.
+    return store, "" if status.ok else f"event log: {status.detail}"
 
 
 def _settings(args: argparse.Namespace) -> tuple[Config | None, str | None, str]:
@@ -113,10 +147,19 @@ def make_monitor(source: Source, *, include_all: bool, **kwargs: Any) -> Monitor
     )
 
 
-def with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log: bool) -> int:
-    """Start the demo fleet if asked, open the event log, run, and always close both."""
+def with_source(
+    args: argparse.Namespace,
+    run: Callable[[Source], int],
+    *,
+    log: bool,
+    terminal: bool = False,
+) -> int:
+    """Start the demo fleet if asked, open the event log, run, and always close both;
+    `terminal`: refuse (exit 2) without one, once the settings and the demo are checked."""
     import tempfile
     import time
+
+    from core.store import StoreError
 
     fleet = None
     temp_dir = None
@@ -135,12 +178,27 @@ def with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log: 
         # The demo's events are not the user's history: log them to a throw-away file.
         temp_dir = tempfile.TemporaryDirectory(prefix="btmon-tui-demo-")
         args.db = str(Path(temp_dir.name) / "events.sqlite3")
+    asked_for_log = args.db is not None and temp_dir is None
     store, log_error = _open_log(args, default=log)
+    if log_error and asked_for_log and not log:
+        # A script asked for a log: going on without it would lose every event.
+        if store is not None:
+            store.close(timeout=0.5)
+        if temp_dir is not None:
+            temp_dir.cleanup()
+        reason = log_error.removeprefix("event log off: ").removeprefix("event log: ")
+        if reason.startswith("cannot write"):
+            reason = reason.split(" — ")[0] + ": give --db a path you can write to"
+        return fail(reason)
     try:
         history: list[Mapping[str, object]] = []
         if store is not None:
             since = time.time() - HISTORY_DAYS * 86400
-            history.extend(store.read(since=since, types={"dropout", "probe"}))
+            try:
+                history.extend(store.read(since=since, types={"dropout", "probe"}))
+            except StoreError as exc:  # nothing written yet, or unreadable: no history
+                if not log_error:
+                    log_error = f"event log: {exc}"
         bus, label = args.bus, ""
         hci = "monitor" if getattr(args, "hci", False) else getattr(args, "hci_file", None)
         hci_label = None
@@ -162,6 +220,8 @@ def with_source(args: argparse.Namespace, run: Callable[[Source], int], *, log: 
             if getattr(args, "hci_file", None) is None and not getattr(args, "hci", False):
                 hci = fleet.hci_file  # the demo's simulated capture, unless asked otherwise
                 hci_label = DEMO_CAPTURE_LABEL
+        if terminal and not has_terminal():
+            return fail(NEEDS_TERMINAL)
         return run(
             Source(
                 bus,

@@ -160,9 +160,8 @@ class Controller:
         detail: str | None = None
         note = ""
         for attempt in range(1, attempts + 1):
-            self._progress(
-                address, "reconnecting…" if attempt == 1 else f"reconnecting {attempt}/{attempts}…"
-            )
+            verb = "reconnecting" if again else "connecting"
+            self._progress(address, f"{verb}…" if attempt == 1 else f"{verb} {attempt}/{attempts}…")
             try:
                 await self._call(self._speaker(address), "Connect")
                 break
@@ -188,10 +187,10 @@ class Controller:
                         exc.message += f" (tried {attempts} times)"
                     raise exc from None
                 await self._wait(address, lambda s: False, self.timeouts.retry_s)
-        return await self._await_audio(address, detail, note)
+        return await self._await_audio(address, detail, note, again=again)
 
     async def _await_audio(
-        self, address: str, detail: str | None, note: str
+        self, address: str, detail: str | None, note: str, *, again: bool = False
     ) -> tuple[str | None, str]:
         notes = [note] if note else []
         a2dp: Check = lambda s: s.transport is not None  # noqa: E731
@@ -212,7 +211,8 @@ class Controller:
         if playing or starting:
             self._progress(address, "waiting for audio…")
             if await self._wait(address, lambda s: s.verdict == STREAMING, self.timeouts.active_s):
-                return detail, "; ".join([*notes, "streaming again"])
+                done = "streaming again" if again else "streaming"
+                return detail, "; ".join([*notes, done])
             if playing:
                 raise ActionFailed(
                     "connected, but no audio is sent to it (A2DP stays idle): restart playback "

@@ -19,6 +19,7 @@ from tests.actions.conftest import (
     GHOST,
     OFF,
     PLAYER,
+    PLAYER2,
     SLOW,
     UNKNOWN,
     Running,
@@ -74,7 +75,7 @@ async def test_resync_the_demos_ghost_connected_bar_to_streaming() -> None:
     progress = result.stderr_lines()
     assert progress[0] == f"Bar ({BAR}): disconnecting…"
     assert f"Bar ({BAR}): reconnecting…" in progress
-    assert progress[-1] == f"Bar ({BAR}): streaming again"
+    assert progress[-1] == f"Bar ({BAR}): resync ok — streaming again"
 
 
 async def test_human_output_goes_to_stdout(fake_bus, fast_config) -> None:
@@ -82,7 +83,7 @@ async def test_human_output_goes_to_stdout(fake_bus, fast_config) -> None:
     # Ghost is linked but silent: Connect cannot fix that (resync does), and says so.
     assert result.returncode == 1, result
     lines = result.stdout.splitlines()
-    assert lines[0] == f"Ghost ({GHOST}): reconnecting…"
+    assert lines[0] == f"Ghost ({GHOST}): connecting…"
     assert "{" not in result.stdout
     assert result.stderr_lines() == [
         f"btmon-tui: connect Ghost ({GHOST}) failed: connected, but no audio is sent to it "
@@ -91,7 +92,7 @@ async def test_human_output_goes_to_stdout(fake_bus, fast_config) -> None:
     ]
     resync = await cli("resync", GHOST, "--bus", fake_bus.address, "--config", fast_config)
     assert resync.returncode == 0, resync
-    assert resync.stdout.splitlines()[-1] == f"Ghost ({GHOST}): streaming again"
+    assert resync.stdout.splitlines()[-1] == f"Ghost ({GHOST}): resync ok — streaming again"
     assert resync.stderr == ""
 
 
@@ -148,7 +149,7 @@ async def test_bluetoothd_restart_mid_action(fake_bus, fast_config) -> None:
     run = await Running.start(
         "connect", SLOW, "--bus", fake_bus.address, "--config", fast_config, "--json"
     )
-    await run.wait_for_err("reconnecting…")
+    await run.wait_for_err("connecting…")
     await fake_bus.stop()
     result = await run.finish()
     assert result.returncode == 1, result
@@ -207,12 +208,29 @@ async def test_disconnect_asks_on_a_terminal(fake_bus, answer: str, code: int) -
 
 
 @pytest.mark.parametrize(
-    "address", ["10:00:00:00:00", "10:00:00:00:00:0G", "100000000001", "10-00-00-00-00-01"]
+    "address", ["10:00:00:00:00", "10:00:00:00:00:0G", "100000000001", "10-00-00-00-00-1"]
 )
 async def test_malformed_address_exits_2(address: str) -> None:
     line = one_error_line(await cli("resync", address, "--bus", "unix:path=/nonexistent"))
     assert f"'{address}' is not a Bluetooth address" in line
     assert "AA:BB:CC:DD:EE:FF" in line
+
+
+async def test_a_speaker_by_name_or_alias(fake_bus, fast_config) -> None:
+    """Issue 12: `resync Bar` works; a name that fits several speakers exits 2 listing them;
+    an address written with dashes or in lower case is the same address."""
+    result = await cli("resync", "ghost", "--bus", fake_bus.address, "--config", fast_config)
+    assert result.returncode == 0, result
+    assert result.stdout.splitlines()[-1] == f"Ghost ({GHOST}): resync ok — streaming again"
+    line = one_error_line(await cli("connect", "play", "--bus", fake_bus.address))
+    assert f"Player ({PLAYER})" in line and f"Player Two ({PLAYER2})" in line
+    assert "give the address" in line
+    dashed = GHOST.lower().replace(":", "-")
+    result = await cli("resync", dashed, "--bus", fake_bus.address, "--config", fast_config)
+    assert result.returncode == 0, result
+    line = one_error_line(await cli("connect", "Nobody Here", "--bus", fake_bus.address))
+    assert "no paired speaker named 'Nobody Here'" in line and "Ghost" in line
+    assert fake_bus.fake.calls.count((GHOST, "Disconnect", "ok")) == 2
 
 
 async def test_unknown_address_exits_2(fake_bus) -> None:
@@ -257,5 +275,6 @@ async def test_action_help(action: str) -> None:
     result = await cli(action, "--help")
     assert result.returncode == 0
     assert result.stdout.startswith(f"usage: btmon-tui {action}")
-    assert "ADDRESS" in result.stdout and "--json" in result.stdout
+    assert "SPEAKER" in result.stdout and "AA:BB:CC:DD:EE:FF" in result.stdout
+    assert "--json" in result.stdout
     assert ("--yes" in result.stdout) == (action == "disconnect")

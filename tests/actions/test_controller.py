@@ -84,7 +84,7 @@ async def test_connect_answered_in_progress_waits_for_bluetoothds_own_connect(ri
     assert result["result"] == "ok", result
     assert r.calls(AUTO) == [("Connect", IN_PROGRESS)]
     assert result["detail"] == "br-connection-busy"
-    assert result["message"] == "BlueZ connected it by itself; streaming again"
+    assert result["message"] == "BlueZ connected it by itself; streaming"
     assert "BlueZ is already connecting it; waiting…" in r.steps(AUTO)
     assert r.speaker(AUTO).verdict == "streaming"
 
@@ -108,10 +108,10 @@ async def test_page_timeout_every_time_fails_after_the_retries(rig) -> None:
 async def test_page_timeout_on_the_first_attempt_only_succeeds_on_the_retry(rig) -> None:
     r = await rig()
     result = await r.act("connect", ONCE)
-    assert (result["result"], result["message"]) == ("ok", "streaming again"), result
+    assert (result["result"], result["message"]) == ("ok", "streaming"), result
     assert r.calls(ONCE) == [("Connect", FAILED), ("Connect", "ok")]
-    assert "reconnecting 2/3…" in r.steps(ONCE)
-    assert "reconnecting 3/3…" not in r.steps(ONCE)
+    assert "connecting 2/3…" in r.steps(ONCE)
+    assert "connecting 3/3…" not in r.steps(ONCE)
     assert r.speaker(ONCE).verdict == "streaming"
 
 
@@ -120,7 +120,7 @@ async def test_connect_without_a2dp_falls_back_to_connect_profile(rig) -> None:
     result = await r.act("connect", DUAL)
     assert result["result"] == "ok", result
     assert r.calls(DUAL) == [("Connect", "ok"), ("ConnectProfile", "ok")]
-    assert result["message"] == "A2DP needed its own ConnectProfile; streaming again"
+    assert result["message"] == "A2DP needed its own ConnectProfile; streaming"
     assert r.steps(DUAL)[-3:] == ["waiting for A2DP…", "connecting A2DP…", "waiting for audio…"]
     assert r.speaker(DUAL).verdict == "streaming"
 
@@ -266,7 +266,7 @@ async def test_one_action_per_speaker_at_a_time(rig) -> None:
 async def test_bluetoothd_restart_mid_action_is_a_clear_error(rig, when: str) -> None:
     """BlueZ leaving ends the action at once, not when a step's (long) limit runs out."""
     r = await rig(timeouts=replace(FAST, call_s=10.0, transport_s=10.0))
-    address, step = (SLOW, "reconnecting…") if when == "in a call" else (DUAL, "waiting for A2DP…")
+    address, step = (SLOW, "connecting…") if when == "in a call" else (DUAL, "waiting for A2DP…")
     task = r.controller.start("connect", address)
     assert task is not None
     await wait_for(lambda: r.controller.steps.get(address) == step, message=step)
