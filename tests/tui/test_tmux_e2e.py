@@ -315,3 +315,59 @@ def test_demo_probes_by_itself_and_on_p(demo: Demo) -> None:
     assert demo.exit_status() == 0
     assert "Traceback" not in tmux.screen()
     demo.assert_all_gone()
+
+
+#: The pane's terminal modes after btmon-tui quit: normal screen, no mouse reporting, the
+#: keypad as it was (tmux's own view of the modes the app set and must reset). The cursor
+#: flag is not asked: tmux reports 0 for any pane whose command ended (remain-on-exit).
+CLEAN_MODES = "alternate=0 mouse=0 buttons=0 sgr=0 keypad=0"
+
+
+def terminal_modes(tmux: Tmux) -> str:
+    return tmux.pane(
+        "alternate=#{alternate_on} mouse=#{mouse_any_flag} buttons=#{mouse_button_flag} "
+        "sgr=#{mouse_sgr_flag} keypad=#{keypad_cursor_flag}"
+    )
+
+
+def test_q_while_a_resync_runs_asks_first_then_ctrl_c_quits_clean(demo: Demo) -> None:
+    """Quitting mid-resync would leave Bar disconnected: q asks (No by default), n keeps the
+    resync running to its end; with nothing running ctrl+c quits at once, and cleanly."""
+    tmux = demo.tmux
+    demo.start(100, 30)
+    tmux.keys("Down", "Down", "Down", "r")  # fourth row: Bar
+    tmux.wait(lambda s: "⟳" in bar_row(s), "the step in Bar's row", KEY_TIMEOUT_S)
+    tmux.keys("q")
+    tmux.wait(
+        lambda s: "A resync of Bar is running: quit anyway?" in s, "the question", KEY_TIMEOUT_S
+    )
+    tmux.keys("n")
+    tmux.wait(lambda s: "quit anyway?" not in s, "the question to go", KEY_TIMEOUT_S)
+    tmux.wait(lambda s: " streaming " in bar_row(s), "Bar streaming", ACTION_TIMEOUT_S)
+    assert alive(demo.app_pid)
+    tmux.keys("C-c")
+    assert demo.exit_status() == 0
+    assert "Traceback" not in tmux.screen()
+    assert terminal_modes(tmux) == CLEAN_MODES
+    demo.assert_all_gone()
+
+
+def test_after_a_resize_the_footer_keeps_details_and_quit_is_clean(demo: Demo) -> None:
+    """Too small (40x10): the notice, not covered by the demo's toasts; grown again: the
+    table has its focus back, so ⏎ Details is in the footer; q leaves the terminal clean."""
+    tmux = demo.tmux
+    demo.start(80, 24)
+    tmux.run("resize-window", "-t", "e2e", "-x", "40", "-y", "10")
+    screen = tmux.wait(lambda s: "Terminal is 40×10" in s, "the notice", KEY_TIMEOUT_S)
+    assert "q to quit" in screen and "Dropout" not in screen
+    tmux.run("resize-window", "-t", "e2e", "-x", "100", "-y", "30")
+    tmux.wait(
+        lambda s: "⏎ Details" in s.splitlines()[-1] and "Stage Left" in s,
+        "the fleet and ⏎ Details in the footer",
+        KEY_TIMEOUT_S,
+    )
+    tmux.keys("q")
+    assert demo.exit_status() == 0
+    assert "Traceback" not in tmux.screen()
+    assert terminal_modes(tmux) == CLEAN_MODES
+    demo.assert_all_gone()
