@@ -82,6 +82,8 @@ def check(args: argparse.Namespace) -> str:
             return "--speed goes with --demo or --replay (a real fleet runs in real time)"
     if "retention" in given and not (math.isfinite(args.retention) and args.retention > 0):
         return "--retention must be a number of days above 0 (e.g. 30)"
+    if args.demo and "bus" in given:
+        return "--demo runs its own private bus: leave out --bus (or --demo)"
     if "bus" in given:
         if args.bus == "":
             return "--bus is empty: give system, session or an address like unix:path=/run/dbus/x"
@@ -90,8 +92,6 @@ def check(args: argparse.Namespace) -> str:
                 f"--bus {args.bus!r} is not a bus: give system, session or a D-Bus address "
                 "like unix:path=/run/dbus/system_bus_socket"
             )
-    if args.demo and "bus" in given:
-        return "--demo runs its own private bus: leave out --bus (or --demo)"
     if "replay" in given:
         clash = sorted({"demo", "bus", "hci", "hci_file", "ble"} & given)
         if clash:

@@ -156,9 +156,10 @@ def with_source(
 ) -> int:
     """Start the demo fleet if asked, open the event log, run, and always close both;
     `terminal`: refuse (exit 2) without one, once the settings and the demo are checked."""
-    import tempfile
+    import shutil
     import time
 
+    from core.sim.tempdirs import owned_tempdir
     from core.store import StoreError
 
     fleet = None
@@ -176,8 +177,8 @@ def with_source(
             return fail(str(exc))
     if args.demo and args.db is None and log:
         # The demo's events are not the user's history: log them to a throw-away file.
-        temp_dir = tempfile.TemporaryDirectory(prefix="btmon-tui-demo-")
-        args.db = str(Path(temp_dir.name) / "events.sqlite3")
+        temp_dir = owned_tempdir("demo")
+        args.db = str(temp_dir / "events.sqlite3")
     asked_for_log = args.db is not None and temp_dir is None
     store, log_error = _open_log(args, default=log)
     if log_error and asked_for_log and not log:
@@ -185,7 +186,7 @@ def with_source(
         if store is not None:
             store.close(timeout=0.5)
         if temp_dir is not None:
-            temp_dir.cleanup()
+            shutil.rmtree(temp_dir, ignore_errors=True)
         reason = log_error.removeprefix("event log off: ").removeprefix("event log: ")
         if reason.startswith("cannot write"):
             reason = reason.split(" — ")[0] + ": give --db a path you can write to"
@@ -242,4 +243,4 @@ def with_source(
         if store is not None and not store.close():
             print(f"btmon-tui: warning: {store.status.detail}", file=sys.stderr)
         if temp_dir is not None:
-            temp_dir.cleanup()
+            shutil.rmtree(temp_dir, ignore_errors=True)

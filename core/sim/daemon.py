@@ -6,9 +6,10 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 from pathlib import Path
 from types import TracebackType
+
+from core.sim.tempdirs import clean_stale, owned_tempdir
 
 _CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -46,7 +47,8 @@ class PrivateBus:
         exe = shutil.which("dbus-daemon")
         if exe is None:
             raise DemoUnavailable(MISSING_DAEMON)
-        self.dir = Path(tempfile.mkdtemp(prefix="btmon-tui-bus-"))
+        clean_stale()  # what killed runs left behind
+        self.dir = owned_tempdir("bus")
         config = self.dir / "bus.conf"
         config.write_text(_CONFIG.format(socket=self.dir / "socket"))
         self.proc = subprocess.Popen(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import select
+import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 from types import TracebackType
 
 from core.sim.daemon import (
@@ -16,6 +15,7 @@ from core.sim.daemon import (
     die_with_parent,
     stop_process,
 )
+from core.sim.tempdirs import owned_tempdir
 
 
 class DemoFleet:
@@ -36,11 +36,9 @@ class DemoFleet:
         self.extra_args = extra_args or []
         self.bus = PrivateBus()
         self.proc: subprocess.Popen[str] | None = None
-        self._hci_dir = tempfile.TemporaryDirectory(prefix="btmon-tui-hci-") if hci else None
+        self._hci_dir = owned_tempdir("hci") if hci else None
         #: The simulated capture's path (None without `hci`).
-        self.hci_file = (
-            str(Path(self._hci_dir.name) / "demo.btsnoop") if self._hci_dir is not None else None
-        )
+        self.hci_file = str(self._hci_dir / "demo.btsnoop") if self._hci_dir is not None else None
 
     @property
     def address(self) -> str:
@@ -95,7 +93,8 @@ class DemoFleet:
         self.stop_service()
         self.bus.stop()
         if self._hci_dir is not None:
-            self._hci_dir.cleanup()
+            shutil.rmtree(self._hci_dir, ignore_errors=True)
+            self._hci_dir = None
 
     def __enter__(self) -> str:
         return self.start()

@@ -40,8 +40,9 @@ MEDIA: Final[dict[str, MediaProfile]] = {
     "aptX HD": MediaProfile(529_200 / 8 / 600, 600),
     "LDAC": MediaProfile(330_000 / 8 / 660, 660),
 }
-#: Rotate past this size: ~90 s of eight SBC speakers (each ~44 KB/s with record headers).
-DEFAULT_MAX_BYTES: Final = 32 * 1024 * 1024
+#: Rotate past this size (a demo left running must not fill a Pi's card): about 90 s of
+#: eight SBC speakers, each ~44 KB/s with record headers.
+DEFAULT_MAX_BYTES: Final = 8 * 1024 * 1024
 #: Media owed for longer than this (the demo was paused) is skipped, keeping a step cheap.
 MAX_CATCH_UP_S: Final = 2.0
 #: HCI connection handles are 12 bits; 0x0EFF is the highest the Core spec allows (Vol 4 E 5.4.2).
