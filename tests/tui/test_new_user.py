@@ -35,6 +35,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.help import help_table
 from tui.widgets.fleet_table import FleetTable
+from tui.widgets.panels import EventLog
 
 pytestmark = pytest.mark.dbus
 
@@ -280,3 +281,25 @@ async def test_wide_screens_give_the_detail_panel_more_room(
         assert app.query_one("#detail").region.width > narrow
         table = app.query_one(FleetTable)
         assert "Address" in screen_lines(app)[1] and table.region.width >= 134
+
+
+async def test_tab_moves_to_the_event_log_which_then_scrolls(
+    fake: FakeBluez, bluez_service: FakeService
+) -> None:
+    app = app_for(bluez_service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: fleet_loaded(app), what="the demo fleet")
+        log = app.query_one(EventLog)
+        for number in range(40):
+            log.warn(f"line {number}", FIXED_NOW)
+        await pilot.pause()
+        await pilot.press("tab")
+        assert app.focused is log
+        await pilot.press("home")
+        await pilot.pause()
+        assert log.scroll_y == 0 and "line 0" in screen_text(app)
+        await pilot.press("end")
+        await pilot.pause()
+        assert log.scroll_y == log.max_scroll_y > 0 and "line 39" in screen_text(app)
+        await pilot.press("tab")
+        assert app.focused is app.query_one(FleetTable)
