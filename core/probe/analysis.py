@@ -9,7 +9,7 @@ envelope peak that stands out of the noise and is within 20 dB of the strongest 
 may be louder than the direct sound) and proves itself (core/probe/direct.py); a log-parabola
 through the envelope gives the sub-sample time, and the two halves of the reference give the
 speaker's clock skew, so the arrival reported is that of sample 0 even when the speaker's clock
-runs ±100 ppm off. The filter is also weighted by the recording's own spectrum (coloured noise).
+runs ±100 ppm off.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from core.probe import ProbeError
 from core.probe.direct import CANDIDATE_REL, SHAPE_S, pick_direct
 from core.probe.gaps import Gap, find_gaps
 from core.probe.signals import ProbeSet
-from core.probe.spectra import PAD, Filter, make_filter, noise_profile
+from core.probe.spectra import PAD, Filter, make_filter
 from core.probe.wavio import CLIP_LEVEL
 
 #: Envelope peak / noise needed to call a speaker detected. The largest of N Rayleigh noise
@@ -293,10 +293,9 @@ def analyze(recording: np.ndarray, rate: int, reference: ProbeSet) -> Analysis:
     # room for every lag of the filter's response without circular wrap (see make_filter)
     n_fft = sfft.next_fast_len(rec.size + reference.length + 2 * PAD, real=True)
     spectrum = sfft.rfft(rec.astype(FFT_DTYPE), n_fft)
-    profile = noise_profile(spectrum, rate, n_fft)
     arrivals = []
     for index, signal in enumerate(reference.signals, start=1):
-        filt = make_filter(signal, rate, n_fft, index, profile)
+        filt = make_filter(signal, rate, n_fft, index)
         arrival = _locate(rec, spectrum, filt)
         if arrival.unproven_ms is not None:
             warnings.append(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import scipy.fft as sfft
 
 #: Length of the level track's frames and their hop: short enough to time a 20 ms hole to a
 #: fraction of a ms, long enough to contain a cycle of anything above 500 Hz.
@@ -105,15 +106,13 @@ def _tone_frequency(recording: np.ndarray, rate: int) -> float | None:
 
 
 def _analytic_power(recording: np.ndarray) -> np.ndarray:
-    """|analytic signal|^2 / 2 (the mean square of a steady sine at every sample)."""
+    """|analytic signal|^2 / 2 = (x^2 + Hilbert{x}^2) / 2: a steady sine's mean square at
+    every sample. The Hilbert transform by one real FFT and back (-j on positive frequencies)."""
     n = len(recording)
-    spectrum = np.fft.rfft(recording)
-    spectrum[1:] *= 2.0
-    if n % 2 == 0:
-        spectrum[-1] *= 0.5
-    full = np.zeros(n, dtype=np.complex128)
-    full[: len(spectrum)] = spectrum
-    return np.asarray(np.abs(np.fft.ifft(full)) ** 2 / 2)
+    size = sfft.next_fast_len(n, real=True)
+    spectrum = sfft.rfft(recording.astype(np.float32), size)
+    quadrature = sfft.irfft(spectrum * -1j, size)[:n]
+    return np.asarray((recording**2 + quadrature.astype(np.float64) ** 2) / 2)
 
 
 def _box_means(values: np.ndarray, frame: int, hop: int) -> np.ndarray:
