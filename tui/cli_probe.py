@@ -79,8 +79,9 @@ def add_probe_commands(sub: Any, add_source_args: Any) -> None:
         "--speaker",
         action="append",
         default=[],
-        metavar="ADDRESS",
-        help="probe this speaker (repeat for more; default: every speaker that streams)",
+        metavar="SPEAKER",
+        help="probe this speaker: address, name or alias (repeat for more; default: every "
+        "speaker that streams)",
     )
 
 
@@ -216,7 +217,10 @@ def list_devices() -> int:
         devices = audio.list_devices(rescan=True)
     except audio.AudioError as exc:
         return fail(str(exc))
-    print(f"{'#':>3}  {'in':>3} {'out':>3}  {'rate':>6}  name (host API)")
+    if not devices:
+        print("no audio devices: PortAudio found no input or output (is the audio server up?)")
+    else:
+        print(f"{'#':>3}  {'in':>3} {'out':>3}  {'rate':>6}  name (host API)")
     for d in devices:
         mark = ("<" if d.is_default_input else " ") + (">" if d.is_default_output else " ")
         print(
@@ -228,7 +232,10 @@ def list_devices() -> int:
     except audio.AudioError as exc:
         print(f"audio-server sinks: {exc}")
     else:
-        print("audio-server sinks (a speaker's probe plays on the sink named after it):")
+        if not sinks:
+            print("audio-server sinks: none")
+        else:
+            print("audio-server sinks (a speaker's probe plays on the sink named after it):")
         for sink in sinks:
             print(f"  {sink}")
     return 0
@@ -278,6 +285,27 @@ def probe_backend(args: argparse.Namespace, monitor: Monitor) -> Backend:
     return MicBackend(input_device=device, pulse_source=args.source, sinks=dict(args.sink))
 
 
+def _chosen_speakers(asked: list[str], speakers: Any) -> tuple[list[str], str]:
+    """The addresses `--speaker` names (address, name or alias) that stream now; a speaker
+    that does not stream is named with its verdict (a probe would only miss it)."""
+    from core.lookup import find_speaker
+    from core.probe.runner import PLAYING
+
+    chosen: list[str] = []
+    for query in asked:
+        speaker, problem = find_speaker(query, speakers)
+        if speaker is None:
+            return [], problem
+        if speaker.verdict not in PLAYING:
+            return [], (
+                f"{speaker.name} ({speaker.address}) is not streaming ({speaker.verdict}): a "
+                "probe plays only to speakers whose A2DP transport is active; start playback "
+                f"or `btmon-tui resync {speaker.address}`"
+            )
+        chosen.append(speaker.address)
+    return chosen, ""
+
+
 async def probe_once(args: argparse.Namespace, monitor: Any, ready_s: float) -> int:
     """`btmon-tui probe`: wait for BlueZ, probe, print."""
     import asyncio
@@ -294,8 +322,11 @@ async def probe_once(args: argparse.Namespace, monitor: Any, ready_s: float) -> 
         if monitor.hci is not None:
             # The HCI source's first look (media rates over HCI_SETTLE_S) before judging.
             await asyncio.sleep(HCI_SETTLE_S)
+        only, problem = _chosen_speakers(args.speaker, monitor.snapshot().speakers)
+        if problem:
+            return fail(problem)
         try:
-            event = await monitor.probe(probe_backend(args, monitor), args.speaker)
+            event = await monitor.probe(probe_backend(args, monitor), only, recheck=False)
         except ProbeFailed as exc:
             return fail(str(exc))
         for warning in event.warnings:

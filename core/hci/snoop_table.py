@@ -39,4 +39,18 @@ def snoop_table(result: dict[str, Any]) -> str:
             f"{row['media_packets_tx']:>8} {row['media_packets_rx']:>5} "
             f"{row['media_bytes_tx'] / 1e6:>7.2f} {row['streams']:>6} {gap:>8}  {verdict}"
         )
+    lines.extend(_disconnections(result.get("disconnections") or [], devices))
     return "\n".join(lines)
+
+
+def _disconnections(rows: list[dict[str, Any]], devices: list[dict[str, Any]]) -> list[str]:
+    """'disconnections: Bar (F4:…) BR/EDR: remote user terminated connection', as in the JSON."""
+    if not rows:
+        return []
+    names = {d["address"]: d.get("name") for d in devices}
+    lines = [f"disconnections ({len(rows)}):"]
+    for row in rows:
+        name = names.get(row["address"])
+        who = f"{name} ({row['address']})" if name else row["address"]
+        lines.append(f"  {who} {row.get('transport') or '?'}: {row.get('reason') or 'unknown'}")
+    return lines

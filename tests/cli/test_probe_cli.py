@@ -204,4 +204,21 @@ def test_probe_list_devices_lists_portaudio_devices() -> None:
         assert "PortAudio" in one_error_line(result)
         return
     assert result.returncode == 0, result.stderr
-    assert "name (host API)" in result.stdout
+    # A table, or (no device at all) a sentence instead of an empty table.
+    first = result.stdout.splitlines()[0]
+    assert "name (host API)" in first or first.startswith("no audio devices:"), first
+
+
+def test_probe_of_a_speaker_that_does_not_stream_says_so() -> None:
+    """Issue 12 §11: `probe --speaker` on the demo's idle Bar said NOT HEARD; it names the
+    speaker's verdict and what to do. Names work where addresses do."""
+    require_binary("dbus-daemon", "dbus")
+    result = run_cli("probe", "--demo", "--speaker", "bar", timeout=60)
+    assert result.returncode == 2, result
+    (line,) = result.stderr_lines()
+    assert "Bar (F4:4E:FD:10:22:04) is not streaming (connected-idle)" in line
+    assert "resync" in line
+    heard = run_cli("probe", "--demo", "--json", "--speaker", "sub bass", timeout=60)
+    assert heard.returncode == 0, heard.stderr
+    (result_row,) = json.loads(heard.stdout.splitlines()[-1])["results"]
+    assert result_row["name"] == "Sub Bass" and result_row["detected"] is True

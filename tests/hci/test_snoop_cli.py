@@ -103,3 +103,20 @@ def test_snoop_stays_headless(seed: Path) -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_snoop_text_lists_the_disconnections_its_json_has(tmp_path: Path) -> None:
+    """Issue 12 §11: the words and the JSON tell the same story, disconnections included."""
+    from tests.hci.captures import handle_reuse
+
+    path = handle_reuse().save(tmp_path / "reuse.btsnoop")
+    (data,) = run_cli("snoop", str(path), "--json").json_lines()
+    assert data["disconnections"], data
+    text = run_cli("snoop", str(path))
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    header = lines.index(f"disconnections ({len(data['disconnections'])}):")
+    listed = lines[header + 1 :]
+    assert len(listed) == len(data["disconnections"])
+    for line, row in zip(listed, data["disconnections"], strict=True):
+        assert row["address"] in line and str(row["reason"]) in line
