@@ -2,9 +2,11 @@
 
 Input is §4.2 records from the SQLite log or a JSON Lines file (`watch --json` output).
 Recorded `dropout` events are used as they are (a `cancelled` one removes its dropout; records
-of one interruption are merged); a recording without any (e.g. from an older version) is run
-through the same DropoutDetector the live monitor uses, which then sees the whole recording: a
-silence is judged with what the fleet did next, as the live detector does once it has waited.
+of one interruption are merged); a recording without any is run through the same
+DropoutDetector the live monitor uses, which then sees the whole recording: a silence is judged
+with what the fleet did next, as the live detector does once it has waited. So is a recording
+whose dropouts an older version judged (music stops counted as dropouts): where raw events
+cover them they are judged again.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.dropout import FLEET_STOP_SPREAD_S, DropoutDetector
-from core.events import EventDecodeError, decode_line
+from core.events import EventDecodeError, decode_line, dropout_start_t
 
 #: Record types the detector needs when it has to derive dropouts itself (`transport` for
 #: speakers without speaker rows, `probe` for its misses, `action` for the operator's resyncs).
@@ -35,6 +37,8 @@ class JsonlScan:
     warnings: list[str] = field(default_factory=list)
     good_lines: int = 0
     has_dropouts: bool = False
+    #: Dropout records of a version before issue 11 (see `judged_before_issue_11`).
+    has_old_dropouts: bool = False
 
 
 def read_jsonl(path: Path, *, types: frozenset[str] | None = None) -> JsonlScan:
@@ -68,8 +72,16 @@ def read_jsonl(path: Path, *, types: frozenset[str] | None = None) -> JsonlScan:
             scan.good_lines += 1
             if types is None or record["type"] in types:
                 scan.records.append(record)
-                scan.has_dropouts |= record["type"] == "dropout"
+                if record["type"] == "dropout":
+                    scan.has_dropouts = True
+                    scan.has_old_dropouts |= judged_before_issue_11(record)
     return scan
+
+
+def judged_before_issue_11(record: Mapping[str, Any]) -> bool:
+    """A `dropout` record of a version whose detector took music stops for dropouts and a
+    probe miss plus its stall for two (no `start_t`, or added by the log's migration)."""
+    return "start_t" not in record or "migrated_from" in record
 
 
 def within(
@@ -109,6 +121,9 @@ def report_from_jsonl(
     records = scan.records
     if not scan.has_dropouts:
         records = read_jsonl(path, types=frozenset({*RAW_TYPES, "snapshot"})).records
+    elif scan.has_old_dropouts:
+        # Judged again from the raw lines (build_report keeps what they do not cover).
+        records = records + read_jsonl(path, types=RAW_TYPES).records
     window = _clamp(_window_of_file(path, records), since, until)
     report = build_report(within(records, since, until), window=window, now=now)
     report["warnings"] = scan.warnings
@@ -131,8 +146,11 @@ def report_from_db(
     try:
         dropouts = list(store.read(types={"dropout", "snapshot"}))
         records = dropouts
-        if not any(r.get("type") == "dropout" for r in dropouts):
+        recorded = [r for r in dropouts if r.get("type") == "dropout"]
+        if not recorded:
             records = list(store.read(types={*RAW_TYPES, "snapshot"}))
+        elif any(judged_before_issue_11(r) for r in recorded):
+            records = dropouts + list(store.read(types=RAW_TYPES))
         window = _clamp(store.time_range(), since, until)
     except StoreError as exc:
         raise ReportInputError(str(exc)) from exc
@@ -209,7 +227,10 @@ def build_report(
         # `start_t` existed an end line's `t` is when that dropout began).
         start = window[0] if start is None else min(start, window[0])
         end = window[1] if end is None else max(end, window[1])
-    if recorded:
+    rejudge = any(judged_before_issue_11(r) for r in recorded) and any(
+        r.get("type") != "speaker" or not r.get("snapshot") for r in raw
+    )
+    if recorded and not rejudge:
         for record in recorded:
             detector.observe(record, float(record["t"]))
     else:
@@ -223,6 +244,14 @@ def build_report(
             detector.observe(record, t)
         if end is not None:
             detector.tick(end + FLEET_STOP_SPREAD_S + 1.0)
+        if recorded:
+            # Dropouts recorded where no raw lines are (history seeded before a recording)
+            # stand as they are; the rest were judged again above.
+            first = min(float(r["t"]) for r in raw)
+            last = max(float(r["t"]) for r in raw)
+            for record in recorded:
+                if not first <= dropout_start_t(record) <= last:
+                    detector.observe(record, float(record["t"]))
     at = now if now is not None else (end if end is not None else 0.0)
     speakers = []
     for address in sorted(detector.speakers):

@@ -519,9 +519,9 @@ class EventStore:
 
 
 def _dropouts_with_start_t(conn: sqlite3.Connection) -> None:
-    """Version 1 -> 2: every `dropout` payload gets `start_t` (its old `t`, the start), and an
-    end line moves to its `end_t`, so that `t` is when each line's fact happened. Nothing is
-    dropped: the old `t` is kept as `start_t`."""
+    """Version 1 -> 2: every `dropout` payload gets `start_t` (its old `t`, the start) and
+    `migrated_from` (1), and an end line moves to its `end_t`, so that `t` is when each line's
+    fact happened. Nothing is dropped: the old `t` is kept as `start_t`."""
     rows = conn.execute("SELECT id, t, payload FROM events WHERE type = 'dropout'").fetchall()
     updates = []
     for row_id, t, payload in rows:
@@ -532,6 +532,8 @@ def _dropouts_with_start_t(conn: sqlite3.Connection) -> None:
         if not isinstance(record, dict) or "start_t" in record:
             continue
         record["start_t"] = record.get("t", t)
+        # Judged by a detector that took music stops for dropouts: `report` judges it again.
+        record["migrated_from"] = 1
         end_t = record.get("end_t")
         if record.get("phase") == "end" and isinstance(end_t, int | float):
             record["t"] = end_t

@@ -9,12 +9,14 @@ failing seed with BTMON_DROPOUT_SEED=<seed>.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.dropout import DropoutDetector
-from core.report import build_report
+from core.report import build_report, report_from_jsonl
 from tests.dropout.night import VARIANTS, Night, fresh_seed, night, perturbed, run_live
 from tests.dropout.records import A, B, C, speaker
 
@@ -201,3 +203,35 @@ def test_probe_miss_and_stall_are_one_dropout(probe_first: bool) -> None:
     assert (start.t, start.start_t) == (T0 + 12.5, T0 + 10.0)
     assert live.observe(speaker(T0 + 12.5, A, "stalled"), T0 + 12.5) == []
     assert [d.kind for d in live.dropouts(A)] == ["probe"]
+
+
+def test_dropouts_of_the_old_detector_are_judged_again(tmp_path: Path) -> None:
+    """A log of a version before issue 11 (`dropout` lines without `start_t`, some of them
+    music stops it took for dropouts): where raw lines cover them they are judged again, in
+    JSON Lines and in the report's records alike; history before the raw lines stands."""
+    import random
+
+    from tests.dropout.records import old_dropout_record
+
+    for seed in seeds(3):
+        n = night(seed)
+        rng = random.Random(seed)
+        first = n.records[0]["t"]
+        old = [old_dropout_record(s, a, k) for a in n.addresses for s, k in n.truth[a]]
+        # False ones: a `transport` dropout at random moments of random speakers.
+        old += [
+            old_dropout_record(
+                rng.uniform(first, n.records[-1]["t"]), rng.choice(n.addresses), "transport"
+            )
+            for _ in range(10)
+        ]
+        history = old_dropout_record(first - 3600, n.addresses[0], "link")
+        records = sorted([*n.records, *old, history], key=lambda r: r["t"])
+        rows = {r["address"]: r["dropouts"] for r in build_report(records)["speakers"]}
+        expected = {a: n.count(a) for a in n.addresses if n.count(a)}
+        expected[n.addresses[0]] = expected.get(n.addresses[0], 0) + 1
+        assert rows == expected, why(n)
+        path = tmp_path / f"old-{seed}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        from_file = report_from_jsonl(path)["speakers"]
+        assert {r["address"]: r["dropouts"] for r in from_file} == expected, why(n)

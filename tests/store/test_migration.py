@@ -26,8 +26,14 @@ V1_SCHEMA = (
 
 
 def v1_records() -> list[dict[str, Any]]:
-    """A session as version 1 logged it: dropout lines with `t` = start in both phases."""
-    records: list[dict[str, Any]] = [speaker(T, a, "streaming") for a in (A, B)]
+    """A session as version 1 logged it: dropout lines with `t` = start in both phases, and
+    what its detector got wrong: a music stop counted as a `transport` dropout of the first
+    speaker to go idle, a probe miss and the stall it caused counted twice."""
+    records: list[dict[str, Any]] = [
+        old_dropout_record(T - 5000, B, "link"),  # history from before the raw lines
+        speaker(T, A, "streaming"),
+        speaker(T, B, "streaming"),
+    ]
     for k in range(6):
         start = T + 100 + 282.0 * k
         records += [
@@ -37,13 +43,20 @@ def v1_records() -> list[dict[str, Any]]:
             speaker(start + 7, A, "streaming"),
             old_dropout_record(start, A, "link", end_t=start + 7),
         ]
+    probe = {"type": "probe", "t": T + 700, "results": [{"address": B, "detected": False}]}
     records += [
+        probe,
         old_dropout_record(T + 700, B, "probe"),
+        speaker(T + 700.4, B, "stalled"),
         old_dropout_record(T + 700.4, B, "stall"),
+        speaker(T + 720, B, "streaming"),
         old_dropout_record(T + 700.4, B, "stall", end_t=T + 720),
         {"type": "future-thing", "t": T + 800, "address": B, "payload": [1, 2]},
+        speaker(T + 1900, A, "connected-idle"),
+        old_dropout_record(T + 1900, A, "transport"),  # confirmed 2 s later, "others play"
+        speaker(T + 1903, B, "connected-idle"),
     ]
-    return records
+    return sorted(records, key=lambda r: r["t"])
 
 
 def write_v1(path: Path, records: list[dict[str, Any]]) -> None:
@@ -88,8 +101,9 @@ def test_v1_log_is_read_as_it_is_and_upgraded_when_written(tmp_path: Path) -> No
     report = report_from_db(path, now=T + 3000)
     assert version(path) == "1"
     counts = {r["address"]: (r["dropouts"], r["kinds"]) for r in report["speakers"]}
-    # B's probe miss and the stall it caused are one interruption.
-    assert counts == {A: (6, {"link": 6}), B: (1, {"probe": 1})}
+    # Judged again from the raw lines: the music stop is no dropout, B's probe miss and the
+    # stall it caused are one; B's link from before the raw lines stands as recorded.
+    assert counts == {A: (6, {"link": 6}), B: (2, {"link": 1, "probe": 1})}
 
     with EventStore(path, retention_days=None) as store:
         store.append([speaker(T + 3000, A, "streaming")])
@@ -103,9 +117,11 @@ def test_v1_log_is_read_as_it_is_and_upgraded_when_written(tmp_path: Path) -> No
         if kind != "dropout":
             assert (new_t, new) == (t, old)  # untouched
             continue
-        # Nothing lost: every old field is there, the old `t` is the start.
+        # Nothing lost: every old field is there, the old `t` is the start; the record says
+        # which detector judged it.
         assert new["start_t"] == old["t"] == t
-        assert {k: v for k, v in new.items() if k not in ("t", "start_t")} == {
+        assert new["migrated_from"] == 1
+        assert {k: v for k, v in new.items() if k not in ("t", "start_t", "migrated_from")} == {
             k: v for k, v in old.items() if k != "t"
         }
         expected_t = old["end_t"] if old["phase"] == "end" else old["t"]
