@@ -248,7 +248,7 @@ def _locate(rec: np.ndarray, spectrum: np.ndarray, filt: Filter) -> Arrival:
     pnr = strong_height / sigma if sigma > 0 else np.inf
     if pnr < detect_threshold(n):
         return Arrival(filt.index, False, None, _db(pnr), None)
-    pick = pick_direct(corr, analytic, lo, peak_pos, sigma, filt.rate)
+    pick = pick_direct(corr, analytic, lo, peak_pos, sigma, filt.rate, filt.kernel)
     first = pick.index
     direct_at, direct_height = _envelope_peak(env, first)
     direct = lo + direct_at

@@ -24,9 +24,10 @@ CANDIDATE_REL: Final = 0.1
 #: lags of the 50 ms search stays under 5.5 x sigma with p = 0.07 %.
 PROOF_PNR: Final = 5.5
 PROOF_NOISE_S: Final = 0.02
-#: ...and when its analytic waveform over +-SHAPE_S matches the strongest path's to at least
-#: SHAPE_MIN (normalised, any phase: reflections may be inverted). A path of this speaker
-#: matches to > 0.9 at 6 sigma; music's low notes and drums give broader, slower peaks.
+#: ...and when its analytic waveform over +-SHAPE_S matches one path of this probe (the
+#: kernel, or the strongest path) to at least SHAPE_MIN (normalised, any phase: reflections may
+#: be inverted). A lone path matches to > 0.9 at 6 sigma; music's low notes and drums give
+#: broader, slower peaks.
 SHAPE_S: Final = 0.0003
 SHAPE_MIN: Final = 0.75
 #: The noise level is the larger of the MAD and the RMS: music's bursts are heavy-tailed, and
@@ -65,14 +66,24 @@ def _noise_before(corr: np.ndarray, at: int, rate: int) -> float:
     return max(mad, float(np.sqrt(np.mean(values**2))))
 
 
-def _shape(analytic: np.ndarray, at: int, reference: int, half: int) -> float:
-    """|normalised inner product| of the analytic waveform around `at` and around `reference`."""
-    if at - half < 0 or reference - half < 0 or reference + half >= len(analytic):
-        return 0.0
-    a = analytic[at - half : at + half + 1]
-    b = analytic[reference - half : reference + half + 1]
+def _match(a: np.ndarray, b: np.ndarray) -> float:
     norm = float(np.linalg.norm(a) * np.linalg.norm(b))
     return float(abs(np.vdot(b, a)) / norm) if norm > 0 else 0.0
+
+
+def _shape(analytic: np.ndarray, at: int, reference: int, half: int, kernel: np.ndarray) -> float:
+    """How well the analytic waveform around `at` matches one path of this probe: the better
+    of the match with the kernel (the filter's response to its reference) and with the
+    waveform around the strongest path `reference` (which also carries the speaker's own
+    response); |normalised inner product|, any phase."""
+    if at - half < 0 or at + half >= len(analytic):
+        return 0.0
+    a = analytic[at - half : at + half + 1]
+    middle = len(kernel) // 2
+    best = _match(a, kernel[middle - half : middle + half + 1]) if middle >= half else 0.0
+    if reference - half >= 0 and reference + half < len(analytic):
+        best = max(best, _match(a, analytic[reference - half : reference + half + 1]))
+    return best
 
 
 def pick_direct(
@@ -82,9 +93,11 @@ def pick_direct(
     strongest: int,
     sigma: float,
     rate: int,
+    kernel: np.ndarray,
 ) -> DirectPick:
     """The direct path among the peaks of `analytic` (the filter output's analytic signal over
-    lags lo..) up to `strongest`; `corr` is the whole real output, `sigma` its noise level."""
+    lags lo..) up to `strongest`; `corr` is the whole real output, `sigma` its noise level,
+    `kernel` one path's analytic shape (Filter.kernel)."""
     envelope = np.abs(analytic)
     height = float(envelope[strongest])
     threshold = max(CANDIDATE_PNR * sigma, CANDIDATE_REL * height)
@@ -94,7 +107,7 @@ def pick_direct(
         peak = float(envelope[candidate])
         local = max(sigma, _noise_before(corr, lo + int(candidate), rate))
         proven = peak >= PROOF_PNR * local and (
-            _shape(analytic, int(candidate), strongest, half) >= SHAPE_MIN
+            _shape(analytic, int(candidate), strongest, half, kernel) >= SHAPE_MIN
         )
         if proven:
             return DirectPick(int(candidate), None)

@@ -31,6 +31,8 @@ MAX_BOOST: Final = 0.01
 #: its in-band median (+-20 dB: the kernel's sidelobes stay under -25 dB).
 NOISE_BAND_HZ: Final = 100.0
 NOISE_RANGE: Final = 10.0
+#: Lags each side of lag 0 kept of the filter's response to its own reference.
+KERNEL_HALF: Final = 48
 #: Room (samples) around the reference in the small FFT the filter is designed at: the
 #: smoothing and band window stretch the filter's response by ~1/SMOOTH_HZ = 10 ms each side.
 PAD: Final = 2048
@@ -53,6 +55,9 @@ class Filter:
     halves: tuple[np.ndarray, ...]
     half_centroids: tuple[float, ...]
     local_fft: int
+    #: the analytic response of the filter to its own reference (one path's shape in the
+    #: output) over lags -KERNEL_HALF..KERNEL_HALF
+    kernel: np.ndarray
 
     def apply(self, recording_spectrum: np.ndarray) -> np.ndarray:
         """Filter output at every lag: index k >= 0 puts the reference's sample 0 at recording
@@ -144,6 +149,17 @@ def _noise_weight(profile: np.ndarray, freqs: np.ndarray, band: np.ndarray) -> n
     return np.asarray(1.0 / np.clip(power, middle / NOISE_RANGE, middle * NOISE_RANGE))
 
 
+def _analytic_kernel(kernel_spectrum: np.ndarray, size: int) -> np.ndarray:
+    """Lags -KERNEL_HALF..KERNEL_HALF of the analytic signal of irfft(kernel_spectrum)."""
+    one_sided = np.zeros(size, dtype=np.complex128)
+    one_sided[: len(kernel_spectrum)] = kernel_spectrum
+    one_sided[1 : len(kernel_spectrum)] *= 2.0
+    if size % 2 == 0:
+        one_sided[len(kernel_spectrum) - 1] *= 0.5  # the Nyquist bin is not doubled
+    response = np.fft.ifft(one_sided)
+    return np.concatenate([response[-KERNEL_HALF:], response[: KERNEL_HALF + 1]])
+
+
 def make_filter(
     signal: np.ndarray, rate: int, n_fft: int, index: int, profile: np.ndarray | None = None
 ) -> Filter:
@@ -189,4 +205,5 @@ def make_filter(
         halves=tuple(halves),
         half_centroids=tuple(centroids),
         local_fft=local,
+        kernel=_analytic_kernel(local_spectrum * local_filter, local),
     )
