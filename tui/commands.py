@@ -43,6 +43,7 @@ REPLAY_COMMANDS: Final = (
     Command("replay_speed(2)", "Replay faster", "twice the speed  (+)"),
     Command("replay_speed(0.5)", "Replay slower", "half the speed  (-)"),
 )
+#: Offered on every screen: the way to the rest.
 HELP_COMMAND: Final = Command(
     "help", "Help", "keys, verdicts, and how to read the Drops, Last hour and Sync columns  (?)"
 )
