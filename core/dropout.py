@@ -22,8 +22,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from core.events import DropoutEvent, Event, SpeakerEvent, dropout_start_t
+from core.dropout_history import (
+    SAME_INTERRUPTION_S,
+    TOGETHER_WITHIN_S,
+    Dropout,
+    DropoutHistory,
+)
+from core.events import DropoutEvent, Event, SpeakerEvent
 from core.period import Period, find_period
+
+__all__ = [
+    "FLEET_STOP_SPREAD_S",
+    "SAME_INTERRUPTION_S",
+    "SPREAD_SLACK_S",
+    "STREAMED_RECENTLY_S",
+    "TOGETHER_WITHIN_S",
+    "Dropout",
+    "DropoutDetector",
+]
 
 #: A music stop spreads over up to this long: audio servers release each Bluetooth transport on
 #: its own timer (PulseAudio module-suspend-on-idle and WirePlumber suspend a sink after 5 s of
@@ -38,12 +54,6 @@ SPREAD_SLACK_S: Final = 0.5
 #: A disconnect within this long of the audio stopping is the link loss that stopped it (BlueZ
 #: tears the transport down first: 0.4 ms in the demo, 1.5 s seen with a slow speaker).
 STREAMED_RECENTLY_S: Final = 3.0
-#: Dropouts of different speakers this close together are reported as simultaneous.
-TOGETHER_WITHIN_S: Final = 5.0
-#: Recorded dropouts of one speaker are one interruption when the later starts before the
-#: earlier ended or, the earlier without an end, this soon after it began (versions before
-#: issue 11 logged a probe miss and the stall it caused as two dropouts, < 1 s apart).
-SAME_INTERRUPTION_S: Final = 5.0
 #: An operator's action covers dropouts from this long before it started (its ActionEvent's
 #: `duration_s` comes from another clock than the events' `t`) to its end.
 ACTION_MARGIN_S: Final = 1.0
@@ -53,21 +63,6 @@ PLAYING: Final = frozenset({"streaming"})
 RELEASED: Final = frozenset({"connected-idle", "pending"})
 #: Operator actions that disconnect a speaker (its dropouts during them are the operator's).
 DISCONNECTING: Final = frozenset({"resync", "disconnect"})
-
-
-@dataclass(frozen=True, slots=True)
-class Dropout:
-    """One dropout of one speaker."""
-
-    address: str
-    kind: str
-    start: float
-    end: float | None = None
-    together_with: tuple[str, ...] = ()
-
-    @property
-    def duration_s(self) -> float | None:
-        return None if self.end is None else round(self.end - self.start, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +82,8 @@ class _Speaker:
     connected: bool = False
     #: A silence not yet judged (held until FLEET_STOP_SPREAD_S has passed).
     silence: _Silence | None = None
+    #: (kind, start) of its dropout still going on.
+    open: tuple[str, float] | None = None
     #: Start of an open stall a music stop may still retract.
     stall_check: float | None = None
     #: When the audio server last released its transport (idle, pending).
@@ -99,9 +96,6 @@ class _Speaker:
 
     def streamed_at(self, t: float) -> bool:
         return any(since <= t and (until is None or until > t) for since, until in self.spells)
-
-    open: Dropout | None = None
-    history: list[Dropout] = field(default_factory=list)
 
 
 def _verdict_of(connected: bool, transport_state: str | None) -> str:
@@ -122,11 +116,10 @@ class DropoutDetector:
 
     def __init__(self) -> None:
         self.speakers: dict[str, _Speaker] = {}
+        self.history = DropoutHistory()
         self._periods: dict[str, Period | None] = {}
         #: Transport state of speakers judged from `transport` records (no speaker rows).
         self._transports: dict[str, str | None] = {}
-        #: (address, kind, start) of retracted dropouts: a log read again does not revive them.
-        self._cancelled: set[tuple[str, str, float]] = set()
 
     # -- input ---------------------------------------------------------------------------
     def observe_events(self, events: Iterable[Event], now: float) -> list[DropoutEvent]:
@@ -182,7 +175,9 @@ class DropoutDetector:
         if kind == "action":
             return self._action(address, record, t)
         if kind == "dropout":
-            self._recorded(address, record)
+            self._spk(address)
+            self.history.record(address, record)
+            self._forget_lost(address)
         return []
 
     def probe_missed(self, address: str, t: float, now: float | None = None) -> list[DropoutEvent]:
@@ -190,7 +185,7 @@ class DropoutDetector:
         it is already silent or in a dropout: a stalled stream the probe confirms is one
         dropout). The event is stamped `now` (the analysis ends after the probe played)."""
         spk = self._spk(address)
-        out = self._stale_miss(spk, spk.verdict, t)
+        out = self._stale_miss(address, spk, spk.verdict, t)
         if spk.open is not None or spk.silence is not None:
             return out
         return [*out, self._start(address, "probe", t, t if now is None else max(t, now))]
@@ -206,33 +201,35 @@ class DropoutDetector:
             started = spk.stall_check
             if started is not None and now - started > wait:
                 spk.stall_check = None
-                stall = spk.open
                 if (
-                    stall is not None
-                    and stall.start == started
+                    spk.open == ("stall", started)
                     and spk.released_t is not None
                     and spk.released_t >= started
                     and not self._others_streaming(address, started + wait)
                 ):
                     # Media stopped, then the transport was released with the whole fleet's:
                     # the music stopped (PipeWire pauses an idle node before suspending it).
-                    out.append(self._cancel(address, spk, stall, now, "music stopped"))
+                    stall = self.history.find(address, "stall", started)
+                    if stall is not None:
+                        out.append(self._cancel(spk, stall, now, "music stopped"))
         return out
 
     # -- output --------------------------------------------------------------------------
     def dropouts(self, address: str) -> list[Dropout]:
-        spk = self.speakers.get(address)
-        return list(spk.history) if spk else []
+        return self.history.of(address)
 
     def period(self, address: str) -> Period | None:
+        if address in self.history.changed:
+            self.history.changed.discard(address)
+            self._periods.pop(address, None)
         if address not in self._periods:
             times = [d.start for d in self.dropouts(address)]
             self._periods[address] = find_period(times)
         return self._periods[address]
 
     def last_dropout(self, address: str) -> float | None:
-        spk = self.speakers.get(address)
-        return spk.history[-1].start if spk and spk.history else None
+        last = self.history.last(address)
+        return last.start if last is not None else None
 
     # -- live judgement --------------------------------------------------------------------
     def _spk(self, address: str) -> _Speaker:
@@ -263,8 +260,8 @@ class DropoutDetector:
             if spk.silence is not None:
                 # Back before the fleet showed what the silence was: judge it now.
                 return self._judge(address, spk, t, ended=t)
-            return [self._end(spk, t)] if spk.open is not None else []
-        out = self._stale_miss(spk, was, t)
+            return self._end(address, spk, t)
+        out = self._stale_miss(address, spk, was, t)
         if spk.open is not None or spk.silence is not None:
             return out  # the same interruption goes on
         if verdict == "stalled" and was != "stalled":
@@ -277,18 +274,18 @@ class DropoutDetector:
             spk.silence = _Silence(t, kind, released=verdict in RELEASED)
         return out
 
-    def _stale_miss(self, spk: _Speaker, was: str, t: float) -> list[DropoutEvent]:
+    def _stale_miss(self, address: str, spk: _Speaker, was: str, t: float) -> list[DropoutEvent]:
         """End a probe miss the speaker's verdict never followed (it streamed on, e.g. in a
         log without speaker rows) when it stops streaming later: that is another interruption."""
         miss = spk.open
         if (
             miss is None
-            or miss.kind != "probe"
+            or miss[0] != "probe"
             or was not in PLAYING
-            or t - miss.start <= SAME_INTERRUPTION_S
+            or t - miss[1] <= SAME_INTERRUPTION_S
         ):
             return []
-        return [self._end(spk, t)]
+        return self._end(address, spk, t)
 
     def _device(self, address: str, record: Mapping[str, Any], t: float) -> list[DropoutEvent]:
         spk = self._spk(address)
@@ -308,7 +305,7 @@ class DropoutDetector:
     ) -> list[DropoutEvent]:
         silence = spk.silence
         if silence is None:
-            out = self._stale_miss(spk, spk.verdict, t)
+            out = self._stale_miss(address, spk, spk.verdict, t)
             if reason == "local" and spk.verdict in PLAYING:
                 spk.local_t = t  # the speaker row saying so may follow
             if spk.verdict not in PLAYING or spk.open is not None or reason == "local":
@@ -344,7 +341,7 @@ class DropoutDetector:
             return []
         out = [self._start(address, silence.kind, silence.start, now)]
         if ended is not None:
-            out.append(self._end(spk, ended))
+            out.extend(self._end(address, spk, ended))
         return out
 
     def _probe(self, record: Mapping[str, Any], t: float) -> list[DropoutEvent]:
@@ -357,10 +354,10 @@ class DropoutDetector:
                 out.extend(self.probe_missed(address, t, t))
                 continue
             spk = self.speakers.get(address)
-            if spk is not None and spk.open is not None and spk.open.kind == "probe":
+            if spk is not None and spk.open is not None and spk.open[0] == "probe":
                 # Heard again: the end of a miss whose verdict never changed (a log without
                 # speaker rows, or from before probe misses made a speaker `stalled`).
-                out.append(self._end(spk, t))
+                out.extend(self._end(address, spk, t))
         return out
 
     def _action(self, address: str, record: Mapping[str, Any], t: float) -> list[DropoutEvent]:
@@ -377,58 +374,43 @@ class DropoutDetector:
         if spk.silence is not None and since <= spk.silence.start <= t:
             spk.silence = None
         return [
-            self._cancel(address, spk, d, t, "operator action")
-            for d in list(spk.history)
+            self._cancel(spk, d, t, "operator action")
+            for d in self.history.of(address)
             if since <= d.start <= t
         ]
 
     def _start(self, address: str, kind: str, start: float, now: float) -> DropoutEvent:
-        spk = self._spk(address)
-        together = tuple(
-            sorted(
-                a
-                for a, other in self.speakers.items()
-                if a != address
-                and other.history
-                and abs(other.history[-1].start - start) <= TOGETHER_WITHIN_S
-            )
-        )
-        for other_address in together:
-            # Together goes both ways: the other speaker's dropout names this one too.
-            other = self.speakers[other_address]
-            last = other.history[-1]
-            if address not in last.together_with:
-                marked = tuple(sorted({*last.together_with, address}))
-                self._replace(other, last, replace(last, together_with=marked))
-        dropout = Dropout(address, kind, start, together_with=together)
-        spk.open = dropout
-        spk.history.append(dropout)
-        self._periods.pop(address, None)
-        return DropoutEvent(now, address, kind, together_with=together, start_t=start)
+        dropout = self.history.add(address, kind, start)
+        self._spk(address).open = (kind, start)
+        return DropoutEvent(now, address, kind, together_with=dropout.together_with, start_t=start)
 
-    def _end(self, spk: _Speaker, t: float) -> DropoutEvent:
-        assert spk.open is not None
-        ended = replace(spk.open, end=t)
-        self._replace(spk, spk.open, ended)
+    def _end(self, address: str, spk: _Speaker, t: float) -> list[DropoutEvent]:
+        if spk.open is None:
+            return []
+        ended = self.history.end(address, *spk.open, t)
         spk.open = None
-        return DropoutEvent(
-            t,
-            ended.address,
-            ended.kind,
-            ended.duration_s,
-            "end",
-            t,
-            ended.together_with,
-            start_t=ended.start,
-        )
+        if ended is None:
+            return []
+        return [
+            DropoutEvent(
+                t,
+                ended.address,
+                ended.kind,
+                ended.duration_s,
+                "end",
+                t,
+                ended.together_with,
+                start_t=ended.start,
+            )
+        ]
 
-    def _cancel(
-        self, address: str, spk: _Speaker, dropout: Dropout, now: float, why: str
-    ) -> DropoutEvent:
-        self._retract(address, spk, dropout)
+    def _cancel(self, spk: _Speaker, dropout: Dropout, now: float, why: str) -> DropoutEvent:
+        self.history.retract(dropout)
+        if spk.open == (dropout.kind, dropout.start):
+            spk.open = None
         return DropoutEvent(
             now,
-            address,
+            dropout.address,
             dropout.kind,
             dropout.duration_s,
             "cancelled",
@@ -437,107 +419,8 @@ class DropoutDetector:
             detail=why,
         )
 
-    def _retract(self, address: str, spk: _Speaker, dropout: Dropout) -> None:
-        """Take a dropout out of the history, and its speaker out of the others' together."""
-        spk.history.remove(dropout)
-        if spk.open is dropout:
-            spk.open = None
-        self._cancelled.add((address, dropout.kind, dropout.start))
-        self._periods.pop(address, None)
-        for other in self.speakers.values():
-            for d in list(other.history):
-                if address in d.together_with and not any(
-                    abs(mine.start - d.start) <= TOGETHER_WITHIN_S for mine in spk.history
-                ):
-                    kept = tuple(a for a in d.together_with if a != address)
-                    self._replace(other, d, replace(d, together_with=kept))
-
-    def _retracted_near(self, address: str, start: float) -> bool:
-        """Whether `address` had a dropout near `start` that was cancelled (and none that
-        stands): a together_with naming it is stale."""
-        if not any(
-            a == address and abs(s - start) <= TOGETHER_WITHIN_S for a, _, s in self._cancelled
-        ):
-            return False
+    def _forget_lost(self, address: str) -> None:
+        """A recorded record retracted or merged away the dropout going on: it is over."""
         spk = self.speakers.get(address)
-        history = spk.history if spk is not None else []
-        return not any(abs(d.start - start) <= TOGETHER_WITHIN_S for d in history)
-
-    @staticmethod
-    def _replace(spk: _Speaker, old: Dropout, new: Dropout) -> None:
-        spk.history[spk.history.index(old)] = new
-        if spk.open is old:
-            spk.open = new
-
-    # -- recorded dropouts (history from a log) ----------------------------------------------
-    def _recorded(self, address: str, record: Mapping[str, Any]) -> None:
-        """A recorded `dropout` record: remembered (merged with what is known), no events."""
-        kind = str(record.get("kind", "link"))
-        start = dropout_start_t(record)
-        if record.get("phase") == "cancelled":
-            spk = self.speakers.get(address)
-            for known in list(spk.history) if spk else ():
-                if known.kind == kind and known.start == start:
-                    assert spk is not None
-                    self._retract(address, spk, known)
-            self._cancelled.add((address, kind, start))
-            return
-        end = record.get("end_t")
-        together = record.get("together_with")
-        self._remember(
-            address,
-            kind,
-            start,
-            float(end) if isinstance(end, int | float) else None,
-            tuple(str(a) for a in together) if isinstance(together, list | tuple) else (),
-        )
-
-    def _remember(
-        self,
-        address: str,
-        kind: str,
-        start: float,
-        end: float | None,
-        together: tuple[str, ...] = (),
-    ) -> None:
-        if (address, kind, start) in self._cancelled:
-            return
-        spk = self._spk(address)
-        together = tuple(sorted(a for a in {*together} if not self._retracted_near(a, start)))
-        same = [k for k in spk.history if k.start == start and k.kind == kind]
-        if not same:
-            same = [k for k in spk.history if _one_interruption(k, start, end)]
-        if same:
-            known = same[0]
-            # A dropout's end line knows more than its start line (end, together_with); of
-            # two records of one interruption the earlier start and kind stand.
-            first = known if known.start <= start else Dropout(address, kind, start)
-            ends = [e for e in (known.end, end) if e is not None]
-            named = {*known.together_with, *together}
-            merged = Dropout(
-                address,
-                first.kind,
-                first.start,
-                max(ends) if ends else None,
-                tuple(sorted(a for a in named if not self._retracted_near(a, first.start))),
-            )
-            if merged != known:
-                self._replace(spk, known, merged)
-                spk.history.sort(key=lambda d: d.start)
-                self._periods.pop(address, None)
-            return
-        spk.history.append(Dropout(address, kind, start, end, together))
-        spk.history.sort(key=lambda d: d.start)
-        self._periods.pop(address, None)
-
-
-def _one_interruption(known: Dropout, start: float, end: float | None) -> bool:
-    """Whether a recorded dropout from `start` to `end` and a known one overlap."""
-    if known.start <= start:
-        first_end, later = known.end, start
-        first_start = known.start
-    else:
-        first_end, later, first_start = end, known.start, start
-    if first_end is not None:
-        return later < first_end
-    return later <= first_start + SAME_INTERRUPTION_S
+        if spk is not None and spk.open and self.history.find(address, *spk.open) is None:
+            spk.open = None
