@@ -11,7 +11,7 @@ import pytest
 
 from tests.cli.conftest import run_cli
 from tests.conftest import DEMO_HCI_VERDICTS, require_binary
-from tui import options
+from tui.cli import options
 
 
 def one_error_line(*argv: str) -> str:

@@ -148,14 +148,16 @@ def test_tui_gets_the_config_and_ble_through_its_monitor_and_controller(
     """`btmon-tui --demo --config F --ble hci1` builds the app with the file's aliases, groups
     and timeouts and a BLE scan of hci1 (the app itself is not run here)."""
     require_binary("dbus-daemon", "dbus-daemon")
-    from tui import cli
+    from tui import launch
+    from tui.cli import main, source
 
     config = tmp_path / "rig.toml"
     config.write_text(GOOD + "[resync]\ncall_s = 7\n")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     built = []
-    monkeypatch.setattr(cli, "_run_app", built.append)
-    code = cli.main(
+    monkeypatch.setattr(launch, "_run_app", built.append)
+    monkeypatch.setattr(source, "has_terminal", lambda: True)  # pytest's stdin is no tty
+    code = main.main(
         ["--demo", "--config", str(config), "--ble", "hci1", "--db", str(tmp_path / "e.db")]
     )
     assert code == 0

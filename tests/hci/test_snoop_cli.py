@@ -93,8 +93,8 @@ def test_snoop_directory_exits_2(tmp_path: Path) -> None:
 def test_snoop_stays_headless(seed: Path) -> None:
     """snoop must not import Textual (it runs where Textual is missing, and starts fast)."""
     code = (
-        "import sys, tui.cli\n"
-        f"rc = tui.cli.main(['snoop', {str(seed)!r}, '--json'])\n"
+        "import sys, tui.cli.main\n"
+        f"rc = tui.cli.main.main(['snoop', {str(seed)!r}, '--json'])\n"
         "assert rc == 0, rc\n"
         "assert not any(m == 'textual' or m.startswith('textual.') for m in sys.modules)\n"
         "assert 'rich' not in sys.modules\n"

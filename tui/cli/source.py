@@ -6,23 +6,25 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from core.config import Config
-    from core.monitor import Monitor
-    from core.store import EventStore
-
-
-def fail(message: str) -> int:
-    """Bad input: one line on stderr naming the problem and the fix; exit status 2."""
-    print(f"btmon-tui: error: {message}", file=sys.stderr)
-    return 2
-
+from core.ble import BlePresence, BleScan, adapter_name
+from core.config import Config, ConfigError, load_config
+from core.hci.live import HciLive, HciSourceError, open_monitor_socket
+from core.monitor import Monitor
+from core.sim.daemon import DemoUnavailable
+from core.sim.demo import DemoFleet
+from core.sim.scenario import seed_history
+from core.sim.scene import DEMO_CAPTURE_LABEL
+from core.sim.tempdirs import owned_tempdir
+from core.store import EventStore, StoreError, default_db_path
+from tui.cli.options import fail
 
 #: Why the TUI will not start without a terminal, and what to use instead.
 NEEDS_TERMINAL = (
@@ -70,7 +72,6 @@ class Source:
 def read_recording(path: Path) -> tuple[list[Mapping[str, Any]], str]:
     """Every event of a recorded session (--replay), in time order; or why it cannot be
     read, in one line with the fix."""
-    from core.store import EventStore, StoreError
 
     if not path.exists():
         return [], f"{path} does not exist: pass an event log written by btmon-tui (--db)"
@@ -85,7 +86,6 @@ def read_recording(path: Path) -> tuple[list[Mapping[str, Any]], str]:
 
 def _open_log(args: argparse.Namespace, *, default: bool) -> tuple[EventStore | None, str]:
     """The event log the command asked for (or its default), opened; or why it is off."""
-    from core.store import EventStore, StoreError, default_db_path
 
     if args.db is None and not default:
         return None, ""
@@ -102,8 +102,6 @@ def _open_log(args: argparse.Namespace, *, default: bool) -> tuple[EventStore | 
 
 def _settings(args: argparse.Namespace) -> tuple[Config | None, str | None, str]:
     """The config file and the --ble adapter, checked: (config, adapter, '' or the problem)."""
-    from core.ble import adapter_name
-    from core.config import ConfigError, load_config
 
     try:
         config = load_config(getattr(args, "config", None))
@@ -122,15 +120,11 @@ def _settings(args: argparse.Namespace) -> tuple[Config | None, str | None, str]
 
 def make_monitor(source: Source, *, include_all: bool, **kwargs: Any) -> Monitor:
     """The Monitor for a source, with its config file and BLE scanning (if asked) applied."""
-    from core.ble import BlePresence, BleScan
-    from core.monitor import Monitor
 
     ble = None
     if source.ble is not None:
         ble = BleScan(BlePresence(source.ble, bus=source.bus), force=source.ble_force)
     if source.hci is not None:
-        from core.hci.live import HciLive
-
         kwargs["hci"] = (
             HciLive.monitor()
             if source.hci == "monitor"
@@ -156,11 +150,6 @@ def with_source(
 ) -> int:
     """Start the demo fleet if asked, open the event log, run, and always close both;
     `terminal`: refuse (exit 2) without one, once the settings and the demo are checked."""
-    import shutil
-    import time
-
-    from core.sim.tempdirs import owned_tempdir
-    from core.store import StoreError
 
     fleet = None
     temp_dir = None
@@ -169,7 +158,6 @@ def with_source(
         return fail(problem)
     if getattr(args, "hci", False) and args.command is not None:
         # A headless command cannot show a source that fails later: check it now (exit 2).
-        from core.hci.live import HciSourceError, open_monitor_socket
 
         try:
             open_monitor_socket().close()
@@ -204,11 +192,6 @@ def with_source(
         hci = "monitor" if getattr(args, "hci", False) else getattr(args, "hci_file", None)
         hci_label = None
         if args.demo:
-            from core.sim.daemon import DemoUnavailable
-            from core.sim.demo import DemoFleet
-            from core.sim.scenario import seed_history
-            from core.sim.scene import DEMO_CAPTURE_LABEL
-
             fleet = DemoFleet(speed=args.speed)
             try:
                 bus, label = fleet.start(), "the demo bus"

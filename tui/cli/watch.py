@@ -1,18 +1,30 @@
-"""`btmon-tui watch`: the fleet, then one line per change (JSON Lines with --json, §4.2)."""
+"""`btmon-tui watch`: the fleet, then one line per change (JSON Lines with --json); with
+--replay, a recorded session's lines again."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import json
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-from tui.source import Source, fail, make_monitor
+from core.bluez.bus import BusUnavailable, open_bus
+from core.describe import clock_time, describe_event
+from core.events import Event
+from core.replay import MAX_PAUSE_S
+from tui.cli.options import fail
+from tui.cli.source import Source, make_monitor, read_recording, with_source
 
-if TYPE_CHECKING:
-    from core.events import Event
+
+def run(args: argparse.Namespace) -> int:
+    if args.replay:
+        return replay_watch(args)
+    return with_source(args, lambda source: run_watch(args, source), log=False)
+
 
 #: How long `watch` waits for BlueZ to answer before its first snapshot (s); --duration
 #: counts from that snapshot on, so `--duration 0` still prints a complete one.
@@ -27,7 +39,6 @@ BLE_DECISION_S = 6.0
 
 
 def run_watch(args: argparse.Namespace, source: Source) -> int:
-    import asyncio
 
     try:
         return asyncio.run(_watch(source, args.json, args.duration, args.include_all))
@@ -36,10 +47,6 @@ def run_watch(args: argparse.Namespace, source: Source) -> int:
 
 
 async def _watch(source: Source, as_json: bool, duration: float | None, include_all: bool) -> int:
-    import asyncio
-
-    from core.bluez.bus import BusUnavailable, open_bus
-    from core.describe import clock_time, describe_event
 
     try:
         probe = await open_bus(source.bus)
@@ -126,7 +133,6 @@ async def _watch(source: Source, as_json: bool, duration: float | None, include_
 
 
 def _json_str(text: str) -> str:
-    import json
 
     return json.dumps(text)
 
@@ -134,12 +140,6 @@ def _json_str(text: str) -> str:
 def replay_watch(args: argparse.Namespace) -> int:
     """`watch --replay DB`: the recorded session's lines again, in time order, paced by
     --speed (a quiet stretch waits at most MAX_PAUSE_S), for --duration seconds or to the end."""
-    import json
-    from pathlib import Path
-
-    from core.describe import clock_time, describe_event
-    from core.replay import MAX_PAUSE_S
-    from tui.source import read_recording
 
     records, problem = read_recording(Path(args.replay))
     if problem:

@@ -1,20 +1,32 @@
-"""`btmon-tui resync|connect|disconnect ADDRESS`: one action on one speaker, its progress in
-words and, with --json, its `action` event (§4.1, §4.2)."""
+"""`btmon-tui resync|connect|disconnect SPEAKER`: one action on one speaker, its progress in
+words and, with --json, its `action` event as the last line."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING
 
-from tui.source import Source, fail, make_monitor
+from core.bluez.bus import BusUnavailable, open_bus
+from core.bluez.control import Controller, Timeouts
+from core.events import ActionEvent
+from core.lookup import find_speaker, malformed_address
+from core.model import SourceState
+from core.monitor import Monitor
+from tui.cli.options import fail
+from tui.cli.source import Source, make_monitor, with_source
 
-if TYPE_CHECKING:
-    from core.monitor import Monitor
+
+def run(args: argparse.Namespace) -> int:
+    problem = check_action_args(args)
+    if problem:
+        return fail(problem)
+    return with_source(args, lambda source: run_action(args, source), log=False)
+
 
 #: How long an action waits for BlueZ's first answer before it counts as absent.
 ACTION_READY_S = 5.0
@@ -22,7 +34,6 @@ ACTION_READY_S = 5.0
 
 def check_action_args(args: argparse.Namespace) -> str:
     """What is wrong with an action's arguments before anything starts; '' when nothing."""
-    from core.lookup import malformed_address
 
     if not args.address.strip():
         return "no speaker given: write its address (AA:BB:CC:DD:EE:FF) or its name"
@@ -37,7 +48,6 @@ def check_action_args(args: argparse.Namespace) -> str:
 
 
 def run_action(args: argparse.Namespace, source: Source) -> int:
-    import asyncio
 
     try:
         return asyncio.run(_act(args, source))
@@ -48,9 +58,6 @@ def run_action(args: argparse.Namespace, source: Source) -> int:
 
 async def _act(args: argparse.Namespace, source: Source) -> int:
     """resync/connect/disconnect ADDRESS: progress in words, the action event with --json."""
-    import asyncio
-
-    from core.bluez.bus import BusUnavailable, open_bus
 
     try:
         probe = await open_bus(source.bus)
@@ -68,12 +75,6 @@ async def _act(args: argparse.Namespace, source: Source) -> int:
 
 
 async def _act_on(args: argparse.Namespace, source: Source, monitor: Monitor) -> int:
-    import asyncio
-
-    from core.bluez.control import Controller, Timeouts
-    from core.events import ActionEvent
-    from core.lookup import find_speaker
-    from core.model import SourceState
 
     out = sys.stderr if args.json else sys.stdout
     if source.log_error:
@@ -148,7 +149,6 @@ async def _act_on(args: argparse.Namespace, source: Source, monitor: Monitor) ->
 
 async def _ask(prompt: str) -> str:
     """One line typed on the terminal (stdin), read without blocking the event loop."""
-    import asyncio
 
     sys.stderr.write(prompt)
     sys.stderr.flush()

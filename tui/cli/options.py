@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import sys
 from typing import Any, Final, NoReturn
 
 #: Where a subcommand keeps its copy of a shared option until `merge`.
@@ -32,6 +33,12 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def fail(message: str) -> int:
+    """Bad input: one line on stderr naming the problem and the fix; exit status 2."""
+    print(f"btmon-tui: error: {message}", file=sys.stderr)
+    return 2
 
 
 def add(parser: argparse.ArgumentParser | Any, nested: bool, *flags: str, **kwargs: Any) -> None:

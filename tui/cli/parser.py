@@ -1,44 +1,15 @@
-"""`btmon-tui` entry point: the TUI by default, headless subcommands for scripts (DESIGN §4.1).
+"""The `btmon-tui` command line's grammar: every subcommand and option, and nothing that runs.
 
-Headless commands never import Textual, so they start fast and run where it is missing.
+Kept apart from the commands so that parsing loads argparse alone; `main` then imports just the
+one command module it runs (tui/cli/main.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
-import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tui import options
-from tui.cli_act import ACTION_READY_S, check_action_args, run_action
-from tui.cli_probe import (
-    add_input_args,
-    add_probe_commands,
-    list_devices,
-    probe_backend,
-    probe_once,
-    run_analyze,
-    run_probe_signal,
-)
-from tui.cli_watch import replay_watch, run_watch
-from tui.source import (
-    DEMO_PROBE_EVERY_S,
-    NEEDS_TERMINAL,
-    Source,
-    fail,
-    has_terminal,
-    make_monitor,
-    read_recording,
-    with_source,
-)
-
-if TYPE_CHECKING:
-    from tui.app import BtmonApp
+from tui.cli import options
 
 EPILOG = """\
 keys in the TUI: ↑/↓ select · enter details · r resync · R resync all silent · c connect
@@ -59,6 +30,7 @@ examples:
   btmon-tui snoop capture.btsnoop         media packets per speaker in a capture
 """
 
+
 #: Actions on one speaker: name -> (help line, description).
 ACTION_HELP = {
     "resync": (
@@ -78,6 +50,10 @@ ACTION_HELP = {
         "without one, --yes is required. Exit 0 when done, 1 when it failed, 2 on bad input.",
     ),
 }
+
+
+#: Most coded probes played at once (each needs its own sink and a distinct code).
+MAX_SPEAKERS = 32
 
 
 def _add_source_args(parser: argparse.ArgumentParser, nested: bool = True) -> None:
@@ -160,6 +136,47 @@ def _add_source_args(parser: argparse.ArgumentParser, nested: bool = True) -> No
         metavar="PATH",
         help="the same from a growing capture: run `btmon -w PATH` (as root) and point here",
     )
+
+
+def add_input_args(parser: argparse.ArgumentParser, nested: bool = True) -> None:
+    """--input, --source and --sink: the microphone the probes record and the sinks they
+    play on (they count before or after the subcommand)."""
+    options.add(
+        parser,
+        nested,
+        "--input",
+        metavar="DEVICE",
+        help="microphone: PortAudio device index or name (see `btmon-tui probe "
+        "--list-devices`; default: the default input)",
+    )
+    options.add(
+        parser,
+        nested,
+        "--source",
+        metavar="NAME",
+        help="record this PulseAudio/PipeWire source instead (e.g. a USB mic's source name)",
+    )
+    options.add(
+        parser,
+        nested,
+        "--sink",
+        action="append",
+        type=sink_mapping,
+        metavar="ADDRESS=SINK",
+        help="play this speaker's probe on SINK (repeatable; default: the sink named after "
+        "its address, bluez_sink.… or bluez_output.…)",
+    )
+
+
+def sink_mapping(text: str) -> tuple[str, str]:
+    """'AA:BB:CC:DD:EE:FF=sink_name' -> (address, sink)."""
+    address, _, sink = text.partition("=")
+    address = address.strip().upper()
+    if not sink.strip() or len(address.split(":")) != 6:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write ADDRESS=SINK, e.g. 00:1A:7D:DA:71:01=spk1"
+        )
+    return address, sink.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,6 +276,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_probe_commands(sub: Any, add_source_args: Any) -> None:
+    """Add probe-signal, analyze and probe to the subcommand parser."""
+    signal = sub.add_parser(
+        "probe-signal",
+        help="write the coded probe signals (one WAV per speaker) for your own player",
+        description="Write DIR/probe_01.wav … probe_NN.wav (mono, equal length, sample 0 = "
+        "emission time) and DIR/probe.json. Play them together, record the room, then "
+        "`btmon-tui analyze REC.wav --reference DIR`.",
+    )
+    signal.add_argument("--speakers", type=int, required=True, metavar="N", help="how many")
+    signal.add_argument("--rate", type=int, default=48000, help="sample rate (default 48000)")
+    signal.add_argument("--out", required=True, metavar="DIR", help="directory to write into")
+    analyze = sub.add_parser(
+        "analyze",
+        help="find each probe's arrival in a recording (latency, drift, gaps)",
+        description="Find where each reference signal's direct path starts in REC.wav "
+        "(sub-sample), its SNR and level, the spread between speakers, and silent gaps. "
+        "--reference is a probe-signal directory or any single WAV. Exit 0, 2 on bad input.",
+    )
+    analyze.add_argument("recording", metavar="REC.wav", help="the recording (WAV)")
+    analyze.add_argument(
+        "--reference", required=True, metavar="DIR|REF.wav", help="probe-signal dir or a WAV"
+    )
+    analyze.add_argument("--json", action="store_true", help="JSON: arrivals, SNR, spread and gaps")
+    analyze.add_argument(
+        "--channel",
+        type=options.channel_number,
+        default=None,
+        metavar="N",
+        help="which channel of a multi-channel recording to analyse (1-based; default 1)",
+    )
+    probe = sub.add_parser(
+        "probe",
+        help="play coded probes on the speakers that stream, record, report latency and drift",
+        description="Play one coded probe on every speaker whose A2DP transport is active "
+        "(each on its own audio-server sink), record the microphone, and print each "
+        "speaker's arrival, latency and offset from the fleet median, against the 15 ms "
+        "(tight) and 40 ms (echo) lines. With --demo the room is simulated. Exit 0 when the "
+        "probe ran (a speaker not heard is a result), 2 when it could not run.",
+    )
+    add_source_args(probe)
+    probe.add_argument("--json", action="store_true", help="print the probe event (JSON)")
+    probe.add_argument(
+        "--list-devices", action="store_true", help="list audio devices and sinks, then exit"
+    )
+    add_input_args(probe)
+    probe.add_argument(
+        "--speaker",
+        action="append",
+        default=[],
+        metavar="SPEAKER",
+        help="probe this speaker: address, name or alias (repeat for more; default: every "
+        "speaker that streams)",
+    )
+
+
 def duration(text: str) -> float:
     """--probe-every: '5m', '90s', '1h', '300' (seconds); at least 10 s between probes."""
     return options.seconds(text, least=10.0, what="a time between probes")
@@ -271,201 +344,3 @@ def _version() -> str:
         return version("btmon-tui")
     except PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        return _main(argv)
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): stop quietly, without a traceback.
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        return 0
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    problem = options.merge(args) or options.check(args)
-    if problem:
-        return fail(problem)
-    if args.command == "report":
-        return _run_report(args)
-    if args.command == "snoop":
-        return _run_snoop(args)
-    if args.command == "probe-signal":
-        return run_probe_signal(args)
-    if args.command == "analyze":
-        return run_analyze(args)
-    if args.command == "probe":
-        if args.list_devices:
-            return list_devices()
-        return with_source(args, lambda source: _run_probe(args, source), log=False)
-    if args.command is None and args.replay:
-        return _run_replay(args)
-    if args.command == "watch":
-        if args.replay:
-            return replay_watch(args)
-        return with_source(args, lambda source: run_watch(args, source), log=False)
-    if args.command in ACTION_HELP:
-        problem = check_action_args(args)
-        if problem:
-            return fail(problem)
-        return with_source(args, lambda source: run_action(args, source), log=False)
-    return with_source(args, lambda source: _run_tui(args, source), log=True, terminal=True)
-
-
-def _run_report(args: argparse.Namespace) -> int:
-    import json
-
-    from core.report import ReportInputError, report_from_db, report_from_jsonl
-
-    if not (args.events or args.db):
-        return fail("report needs --db PATH (the event log) or --events FILE (watch --json)")
-    if args.since is not None and args.until is not None and args.until <= args.since:
-        return fail("--until must be later than --since")
-    window = {"since": args.since, "until": args.until}
-    try:
-        if args.events:
-            result = report_from_jsonl(Path(args.events), now=args.now, **window)
-        else:
-            result = report_from_db(Path(args.db), now=args.now, **window)
-    except ReportInputError as exc:
-        return fail(str(exc))
-    for warning in result.get("warnings", []):
-        print(f"btmon-tui: warning: {warning}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    print(report_table(result))
-    return 0
-
-
-def _run_snoop(args: argparse.Namespace) -> int:
-    import json
-
-    from core.hci.a2dp import analyze, snoop_table
-    from core.hci.btsnoop import BtsnoopError
-
-    try:
-        result = analyze(Path(args.file))
-    except BtsnoopError as exc:
-        return fail(str(exc))
-    for warning in result["warnings"]:
-        print(f"btmon-tui: warning: {warning}", file=sys.stderr)
-    print(json.dumps(result) if args.json else snoop_table(result))
-    return 0
-
-
-def report_table(result: dict[str, object], now: float | None = None) -> str:
-    """The report as a table in words; times carry their date when not from today."""
-    import time
-
-    from core.describe import age, plural, stamp
-
-    today = time.time() if now is None else now
-    window = result["window"]
-    assert isinstance(window, dict)
-    lines = []
-    if window.get("start") is not None:
-        span = float(window["end"]) - float(window["start"])
-        lines.append(
-            f"window {stamp(float(window['start']), today)} – "
-            f"{stamp(float(window['end']), today)} ({age(span)})"
-        )
-    speakers = result["speakers"]
-    assert isinstance(speakers, list)
-    if not speakers:
-        lines.append("no dropouts")
-        return "\n".join(lines)
-    lines.append(f"{'speaker':20} {'address':17} {'drops':>5}  {'period':>8} {'conf':>5}  next")
-    for row in speakers:
-        period = f"{age(row['period_s'])}" if row["period_s"] else "-"
-        conf = f"{row['period_confidence'] * 100:.0f}%" if row["period_s"] else "-"
-        nxt = stamp(row["next_expected"], today) if row["next_expected"] else "-"
-        name = row.get("name") or ""
-        lines.append(
-            f"{name[:20]:20} {row['address']:17} {row['dropouts']:>5}  {period:>8} {conf:>5}  {nxt}"
-        )
-    fleet = result.get("fleet")
-    if isinstance(fleet, dict) and fleet.get("dropouts"):
-        lines.append(
-            f"{plural(fleet['dropouts'], 'dropout')}: {fleet['alone']} alone (speaker "
-            f"firmware?), {fleet['together']} together with other speakers (host or "
-            "interference?)"
-        )
-    return "\n".join(lines)
-
-
-def _run_replay(args: argparse.Namespace) -> int:
-    from core.replay import ReplayMonitor
-    from tui.app import make_app
-
-    path = Path(args.replay)
-    records, problem = read_recording(path)
-    if problem:
-        return fail(problem)
-    if not has_terminal():
-        return fail(NEEDS_TERMINAL)
-    monitor = ReplayMonitor(records, label=str(path), speed=args.speed)
-    app = make_app("replay", monitor=monitor, include_all=True)
-    _run_app(app)
-    return app.return_code or 0
-
-
-def _run_tui(args: argparse.Namespace, source: Source) -> int:
-    from tui.app import make_app
-
-    monitor = make_monitor(source, include_all=args.include_all)
-    app = make_app(
-        source.bus,
-        bus_label=source.label,
-        include_all=args.include_all,
-        history=source.history,
-        log=source.log,
-        log_error=source.log_error,
-        monitor=monitor,
-        timeouts=source.config.timeouts if source.config is not None else None,
-        probe_backend=probe_backend(args, monitor),
-        # The demo probes its simulated room every 30 s, so the drift panel fills by itself.
-        probe_every_s=args.probe_every or (DEMO_PROBE_EVERY_S if args.demo else None),
-    )
-    _run_app(app)
-    return app.return_code or 0
-
-
-def _run_app(app: BtmonApp) -> None:
-    """Run the TUI; a hang-up or SIGTERM leaves through the same exit path as `q`."""
-    import asyncio
-
-    def hang_up(signum: int, _frame: object) -> None:
-        # A closed terminal (SSH drop: SIGHUP) or a kill (SIGTERM) would otherwise end the
-        # process at once, skipping the `finally` that stops the demo's dbus-daemon and sim
-        # and closes the event log. Wake the app's loop to exit as `q` does.
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # the app is not running yet or any more
-            raise SystemExit(128 + signum) from None
-        loop.call_soon_threadsafe(lambda: app.exit(return_code=128 + signum))
-
-    previous = {sig: signal.signal(sig, hang_up) for sig in (signal.SIGHUP, signal.SIGTERM)}
-    try:
-        app.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _run_probe(args: argparse.Namespace, source: Source) -> int:
-    import asyncio
-
-    monitor = make_monitor(source, include_all=args.include_all)
-    monitor.load_history(source.history)
-    try:
-        return asyncio.run(probe_once(args, monitor, ACTION_READY_S))
-    except KeyboardInterrupt:
-        print("btmon-tui: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""The Textual app started from the command line: live (`btmon-tui`, `--demo`) or a replay of
+an event log (`--replay`). Kept outside tui/cli/ because it is the one command that loads
+Textual; tui/cli/main.py imports it only when no subcommand is given."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+
+from core.replay import ReplayMonitor
+from tui.app import BtmonApp, make_app
+from tui.cli.options import fail
+from tui.cli.probe import probe_backend
+from tui.cli.source import (
+    DEMO_PROBE_EVERY_S,
+    NEEDS_TERMINAL,
+    Source,
+    has_terminal,
+    make_monitor,
+    read_recording,
+    with_source,
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.replay:
+        return _run_replay(args)
+    return with_source(args, lambda source: _run_tui(args, source), log=True, terminal=True)
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+
+    path = Path(args.replay)
+    records, problem = read_recording(path)
+    if problem:
+        return fail(problem)
+    if not has_terminal():
+        return fail(NEEDS_TERMINAL)
+    monitor = ReplayMonitor(records, label=str(path), speed=args.speed)
+    app = make_app("replay", monitor=monitor, include_all=True)
+    _run_app(app)
+    return app.return_code or 0
+
+
+def _run_tui(args: argparse.Namespace, source: Source) -> int:
+
+    monitor = make_monitor(source, include_all=args.include_all)
+    app = make_app(
+        source.bus,
+        bus_label=source.label,
+        include_all=args.include_all,
+        history=source.history,
+        log=source.log,
+        log_error=source.log_error,
+        monitor=monitor,
+        timeouts=source.config.timeouts if source.config is not None else None,
+        probe_backend=probe_backend(args, monitor),
+        # The demo probes its simulated room every 30 s, so the drift panel fills by itself.
+        probe_every_s=args.probe_every or (DEMO_PROBE_EVERY_S if args.demo else None),
+    )
+    _run_app(app)
+    return app.return_code or 0
+
+
+def _run_app(app: BtmonApp) -> None:
+    """Run the TUI; a hang-up or SIGTERM leaves through the same exit path as `q`."""
+
+    def hang_up(signum: int, _frame: object) -> None:
+        # A closed terminal (SSH drop: SIGHUP) or a kill (SIGTERM) would otherwise end the
+        # process at once, skipping the `finally` that stops the demo's dbus-daemon and sim
+        # and closes the event log. Wake the app's loop to exit as `q` does.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the app is not running yet or any more
+            raise SystemExit(128 + signum) from None
+        loop.call_soon_threadsafe(lambda: app.exit(return_code=128 + signum))
+
+    previous = {sig: signal.signal(sig, hang_up) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    try:
+        app.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
