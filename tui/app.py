@@ -12,6 +12,7 @@ from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal
 from textual.geometry import Size
+from textual.messages import ExitApp
 from textual.widgets import Footer, Static
 
 from core.bluez.control import Controller, Timeouts
@@ -51,6 +52,8 @@ __all__ = ["MIN_HEIGHT", "MIN_WIDTH", "RENDER_INTERVAL_S", "BtmonApp", "make_app
 RENDER_INTERVAL_S = 0.1
 #: gc thresholds while the app runs (CPython's default is 700, 10, 10); measured in bench/.
 GC_THRESHOLDS = (2000, 10, 100)
+#: Written as the app ends: default colours, cursor home, screen erased.
+BLANK_SCREEN = "\x1b[0m\x1b[H\x1b[2J"
 #: With --probe-every, the first probe runs this long after start (the fleet is known by then).
 FIRST_PROBE_S = 2.0
 
@@ -319,6 +322,13 @@ class BtmonApp(ActionKeys, ProbeKeys, ReplayKeys, App[int]):
             else "Showing speakers only (A2DP sinks)",
             timeout=3,
         )
+
+    def on_exit_app(self, _message: ExitApp) -> None:
+        """Leave the alternate screen blank: after a resize, tmux (3.3a) moves what it still
+        shows into the scrollback and rewraps the shell's lines as the app leaves it. This
+        runs just before Textual stops repainting (its own handler of the same message)."""
+        if self._driver is not None and not self.is_headless:
+            self._driver.write(BLANK_SCREEN)
 
     def on_unmount(self) -> None:
         # Closing mid-action: each running action ends as cancelled (and is logged so).

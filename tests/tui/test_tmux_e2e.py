@@ -354,7 +354,8 @@ def test_q_while_a_resync_runs_asks_first_then_ctrl_c_quits_clean(demo: Demo) ->
 
 def test_after_a_resize_the_footer_keeps_details_and_quit_is_clean(demo: Demo) -> None:
     """Too small (40x10): the notice, not covered by the demo's toasts; grown again: the
-    table has its focus back, so ⏎ Details is in the footer; q leaves the terminal clean."""
+    table has its focus back, so ⏎ Details is in the footer; q leaves the terminal clean:
+    modes reset, and no frame of the app left on screen or in the scrollback."""
     tmux = demo.tmux
     demo.start(80, 24)
     tmux.run("resize-window", "-t", "e2e", "-x", "40", "-y", "10")
@@ -370,4 +371,8 @@ def test_after_a_resize_the_footer_keeps_details_and_quit_is_clean(demo: Demo) -
     assert demo.exit_status() == 0
     assert "Traceback" not in tmux.screen()
     assert terminal_modes(tmux) == CLEAN_MODES
+    # Nothing of the app's screen is left in the pane or its scrollback (tmux moved the
+    # alternate screen's last frame there after a resize, until the app blanked it).
+    everything = tmux.run("capture-pane", "-p", "-S", "-500", "-t", "e2e")
+    assert "Stage Left" not in everything, everything
     demo.assert_all_gone()
