@@ -8,6 +8,7 @@ schema) are merged in, in any order and as often as they are read.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -41,12 +42,18 @@ class Dropout:
 
 
 class DropoutHistory:
-    """The dropouts of every speaker, each list sorted by start; pure."""
+    """The dropouts of every speaker, each list sorted by (start, kind); pure. Lookups by key
+    are binary searches: a month of a 282 s dropper (≈ 9,000 dropouts) loads in well under a
+    second."""
 
     def __init__(self) -> None:
         self._by: dict[str, list[Dropout]] = {}
+        #: (start, kind) of each entry of `_by`, for bisect.
+        self._keys: dict[str, list[tuple[float, str]]] = {}
         #: Retracted dropouts: a log read again does not revive them.
         self._cancelled: set[Key] = set()
+        #: Their starts per speaker, sorted (is a together_with naming it stale?).
+        self._cancelled_starts: dict[str, list[float]] = {}
         #: Speakers whose dropouts changed since the caller last cleared it (periods to redo).
         self.changed: set[str] = set()
 
@@ -59,10 +66,8 @@ class DropoutHistory:
         return dropouts[-1] if dropouts else None
 
     def find(self, address: str, kind: str, start: float) -> Dropout | None:
-        for dropout in self._by.get(address, ()):
-            if dropout.kind == kind and dropout.start == start:
-                return dropout
-        return None
+        index = self._index(address, kind, start)
+        return None if index is None else self._by[address][index]
 
     # -- live ------------------------------------------------------------------------------
     def add(self, address: str, kind: str, start: float) -> Dropout:
@@ -97,13 +102,13 @@ class DropoutHistory:
 
     def retract(self, dropout: Dropout) -> None:
         """Take a dropout out, and its speaker out of the others' together_with."""
-        dropouts = self._by.get(dropout.address, [])
-        if dropout in dropouts:
-            dropouts.remove(dropout)
-        self._cancelled.add((dropout.address, dropout.kind, dropout.start))
-        self.changed.add(dropout.address)
-        for other in list(self._by.values()):
-            for known in list(other):
+        self._remove(dropout)
+        self._cancel(dropout.address, dropout.kind, dropout.start)
+        for other, dropouts in self._by.items():
+            low = bisect_left(self._keys[other], (dropout.start - TOGETHER_WITHIN_S, ""))
+            for known in dropouts[low:]:
+                if known.start > dropout.start + TOGETHER_WITHIN_S:
+                    break
                 if dropout.address in known.together_with and self._retracted_near(
                     dropout.address, known.start
                 ):
@@ -119,7 +124,7 @@ class DropoutHistory:
             known = self.find(address, kind, start)
             if known is not None:
                 self.retract(known)
-            self._cancelled.add((address, kind, start))
+            self._cancel(address, kind, start)
             return
         end = record.get("end_t")
         together = record.get("together_with")
@@ -142,15 +147,12 @@ class DropoutHistory:
         """Merge a recorded dropout with what is known: the same key, or one interruption."""
         if (address, kind, start) in self._cancelled:
             return
-        together = tuple(sorted(a for a in {*together} if not self._retracted_near(a, start)))
-        dropouts = self._by.get(address, [])
-        same = [k for k in dropouts if k.start == start and k.kind == kind]
-        if not same:
-            same = [k for k in dropouts if _one_interruption(k, start, end)]
-        if not same:
+        if together:
+            together = tuple(sorted(a for a in {*together} if not self._retracted_near(a, start)))
+        known = self.find(address, kind, start) or self._overlapping(address, start, end)
+        if known is None:
             self._insert(Dropout(address, kind, start, end, together))
             return
-        known = same[0]
         # A dropout's end line knows more than its start line (end, together_with); of two
         # records of one interruption the earlier start and kind stand.
         first = known if known.start <= start else Dropout(address, kind, start)
@@ -164,30 +166,74 @@ class DropoutHistory:
             tuple(sorted(a for a in named if not self._retracted_near(a, first.start))),
         )
         if merged != known:
-            dropouts.remove(known)
-            self._insert(merged)
+            self._replace(known, merged)
 
     # -- internals -------------------------------------------------------------------------
+    def _index(self, address: str, kind: str, start: float) -> int | None:
+        keys = self._keys.get(address)
+        if not keys:
+            return None
+        index = bisect_left(keys, (start, kind))
+        return index if index < len(keys) and keys[index] == (start, kind) else None
+
+    def _overlapping(self, address: str, start: float, end: float | None) -> Dropout | None:
+        """A known dropout of this speaker that is one interruption with start..end."""
+        keys = self._keys.get(address)
+        if not keys:
+            return None
+        dropouts = self._by[address]
+        index = bisect_left(keys, (start, ""))
+        # The one before (histories hold no overlaps, so it is the only earlier candidate),
+        # then those that start inside this one.
+        for known in dropouts[max(0, index - 1) : index + 2]:
+            if _one_interruption(known, start, end):
+                return known
+        return None
+
     def _insert(self, dropout: Dropout) -> None:
-        dropouts = self._by.setdefault(dropout.address, [])
-        dropouts.append(dropout)
-        if len(dropouts) > 1 and dropouts[-2].start > dropout.start:
-            dropouts.sort(key=lambda d: d.start)
+        keys = self._keys.setdefault(dropout.address, [])
+        key = (dropout.start, dropout.kind)
+        index = bisect_left(keys, key)
+        keys.insert(index, key)
+        self._by.setdefault(dropout.address, []).insert(index, dropout)
         self.changed.add(dropout.address)
 
+    def _remove(self, dropout: Dropout) -> None:
+        index = self._index(dropout.address, dropout.kind, dropout.start)
+        if index is not None:
+            del self._keys[dropout.address][index]
+            del self._by[dropout.address][index]
+            self.changed.add(dropout.address)
+
     def _replace(self, old: Dropout, new: Dropout) -> None:
-        dropouts = self._by[old.address]
-        dropouts[dropouts.index(old)] = new
-        self.changed.add(old.address)
+        if (old.start, old.kind) == (new.start, new.kind):
+            index = self._index(old.address, old.kind, old.start)
+            if index is not None:
+                self._by[old.address][index] = new
+                self.changed.add(old.address)
+                return
+        self._remove(old)
+        self._insert(new)
+
+    def _cancel(self, address: str, kind: str, start: float) -> None:
+        if (address, kind, start) not in self._cancelled:
+            self._cancelled.add((address, kind, start))
+            insort(self._cancelled_starts.setdefault(address, []), start)
+        self.changed.add(address)
+
+    @staticmethod
+    def _near(starts: list[float], start: float) -> bool:
+        index = bisect_left(starts, start - TOGETHER_WITHIN_S)
+        return index < len(starts) and starts[index] <= start + TOGETHER_WITHIN_S
 
     def _retracted_near(self, address: str, start: float) -> bool:
         """Whether `address` had a dropout near `start` that was cancelled and none that
         stands: a together_with naming it is stale."""
-        if not any(
-            a == address and abs(s - start) <= TOGETHER_WITHIN_S for a, _, s in self._cancelled
-        ):
+        if not self._near(self._cancelled_starts.get(address, []), start):
             return False
-        return not any(abs(d.start - start) <= TOGETHER_WITHIN_S for d in self._by.get(address, ()))
+        keys = self._keys.get(address, [])
+        index = bisect_left(keys, (start - TOGETHER_WITHIN_S, ""))
+        return not (index < len(keys) and keys[index][0] <= start + TOGETHER_WITHIN_S)
 
 
 def _one_interruption(known: Dropout, start: float, end: float | None) -> bool:
