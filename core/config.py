@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
-from core.bluez.control import Timeouts
+from core.bluez.outcomes import Timeouts
 
 #: A Bluetooth device address as BlueZ writes it (any case is accepted and upper-cased).
 ADDRESS_RE: Final = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")

@@ -11,19 +11,17 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from core.ble import BleScan, PresenceTable
 from core.bluez.client import BluezMirror
+from core.config import Config
 from core.dropout import DropoutDetector
 from core.events import DropoutEvent, Event, ProbeEvent, SpeakerEvent
 from core.fleet import FleetState, MediaFacts
 from core.model import DropoutSummary, FleetSnapshot, Speaker
 from core.probe.drift import ProbeHistory
 from core.probe.runner import Backend, ProbeFailed, missed, run_probe, targets_for
-
-if TYPE_CHECKING:  # core.config imports core.bluez.control, which imports this module
-    from core.config import Config
 
 #: How often held silences are judged (a tenth of core.dropout.FLEET_STOP_SPREAD_S).
 TICK_S = 0.5
@@ -118,6 +116,11 @@ class Monitor:
     @property
     def state(self) -> FleetState:
         return self.mirror.state
+
+    @property
+    def device_calls(self) -> BluezMirror | None:
+        """Where actions call devices (the BlueZ mirror; None when there is no live source)."""
+        return self.mirror
 
     def load_history(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Feed recorded dropouts (from the log) so periods survive a restart; returns count."""

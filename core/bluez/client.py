@@ -31,6 +31,7 @@ from core.bluez.defs import (
     is_known_codec,
 )
 from core.bluez.facts import adapters, device_facts
+from core.bluez.outcomes import ActionFailed
 from core.events import Event
 from core.fleet import FleetState
 from core.model import FleetSnapshot, SourceState, SourceStatus
@@ -118,6 +119,17 @@ class BluezMirror:
         self.bluez_version = ""
 
     # -- public ----------------------------------------------------------------------------
+    async def call_device(
+        self, path: str, member: str, signature: str = "", body: list[object] | None = None
+    ) -> None:
+        """org.bluez.Device1.`member` on `path` (the Controller's DeviceCalls); raises
+        DBusCallError with BlueZ's answer, ActionFailed when there is no bus."""
+        if self.bus is None:
+            raise ActionFailed("not connected to D-Bus", "no-bus")
+        await call_checked(
+            self.bus, method_call(BLUEZ_SERVICE, path, DEVICE, member, signature, body)
+        )
+
     def snapshot(self) -> FleetSnapshot:
         return self.state.snapshot(self.clock())
 

@@ -12,10 +12,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
-from core.bluez.bus import DBusCallError, call_checked, method_call
-from core.bluez.defs import A2DP_SINK_UUID, BLUEZ_SERVICE, DEVICE
+from core.bluez.bus import DBusCallError
+from core.bluez.defs import A2DP_SINK_UUID
 from core.bluez.outcomes import (
     ERROR_WORDS,
     FAILED_WORDS,
@@ -26,8 +26,8 @@ from core.bluez.outcomes import (
     explain,
 )
 from core.events import ActionEvent, Event
+from core.fleet import FleetState
 from core.model import Speaker, Verdict
-from core.monitor import Monitor
 
 __all__ = ["ERROR_WORDS", "FAILED_WORDS", "ActionFailed", "Controller", "Timeouts", "explain"]
 
@@ -43,12 +43,37 @@ ProgressSink = Callable[[str, str], None]  # (address, step in words)
 Check = Callable[[Speaker], bool]
 
 
+class DeviceCalls(Protocol):
+    """Calls on one device object of a source (BlueZ: org.bluez.Device1 over D-Bus); raise
+    DBusCallError with the error's name and text when the device says no."""
+
+    async def call_device(
+        self, path: str, member: str, signature: str = "", body: list[object] | None = None
+    ) -> None: ...
+
+
+class ActionHost(Protocol):
+    """What the Controller needs of the Monitor: the fleet to read, a way to call devices,
+    events to watch and to publish, and the clock (core.monitor.Monitor is one)."""
+
+    listeners: list[Callable[[list[Event]], None]]
+    clock: Callable[[], float]
+
+    @property
+    def state(self) -> FleetState: ...
+
+    @property
+    def device_calls(self) -> DeviceCalls | None: ...
+
+    def publish(self, events: list[Event]) -> None: ...
+
+
 class Controller:
     """Runs actions against the speakers a Monitor sees; one action per speaker at a time."""
 
     def __init__(
         self,
-        monitor: Monitor,
+        monitor: ActionHost,
         *,
         timeouts: Timeouts | None = None,
         on_progress: ProgressSink | None = None,
@@ -244,13 +269,12 @@ class Controller:
     async def _call(
         self, speaker: Speaker, member: str, signature: str = "", body: list[object] | None = None
     ) -> None:
-        bus = self.monitor.mirror.bus
-        if bus is None:
+        calls = self.monitor.device_calls
+        if calls is None:
             raise ActionFailed("not connected to D-Bus", "no-bus")
-        msg = method_call(BLUEZ_SERVICE, speaker.path, DEVICE, member, signature, body)
         try:
             async with asyncio.timeout(self.timeouts.call_s):
-                await call_checked(bus, msg)
+                await calls.call_device(speaker.path, member, signature, body)
         except TimeoutError:
             raise ActionFailed(
                 f"BlueZ did not answer {member} within {self.timeouts.call_s:g} s", "timeout"
