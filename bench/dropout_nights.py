@@ -75,6 +75,13 @@ def new_live(n: Night) -> Counts:
     return _history(detector, n.addresses)
 
 
+def new_live_everything(n: Night) -> Counts:
+    """Every record fed to `observe` (snapshots, transport lines): a program reading a log."""
+    detector = DropoutDetector()
+    run_live(n.records, detector, types=None)
+    return _history(detector, n.addresses)
+
+
 def peer_report(module: types.ModuleType) -> Callable[[Night], Counts]:
     """The old `report` derivation: speaker/device records, a tick before each, 2 s at the end."""
 
@@ -145,6 +152,7 @@ def main(argv: Sequence[str] = ()) -> int:
         ("report (all nights)", nights, new_report),
         ("report (nights with speaker rows)", with_rows, new_report),
         ("live detector, ticked (rows)", with_rows, new_live),
+        ("live detector, every record fed (all nights)", nights, new_live_everything),
     ]
     for variant in VARIANTS[1:]:
         other = [perturbed(n, variant) for n in nights]

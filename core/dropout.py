@@ -120,6 +120,8 @@ class DropoutDetector:
         self._periods: dict[str, Period | None] = {}
         #: Transport state of speakers judged from `transport` records (no speaker rows).
         self._transports: dict[str, str | None] = {}
+        #: Speakers seen in `speaker` records (not only in a snapshot): judged from those.
+        self._with_rows: set[str] = set()
 
     # -- input ---------------------------------------------------------------------------
     def observe_events(self, events: Iterable[Event], now: float) -> list[DropoutEvent]:
@@ -140,15 +142,23 @@ class DropoutDetector:
     def observe(self, record: Mapping[str, Any], now: float) -> list[DropoutEvent]:
         """Feed one §4.2 record; returns the dropout events it caused.
 
-        `transport` records judge only speakers never seen in a `speaker` record (feed them
-        for logs that have none); `probe` records count their misses (the live Monitor calls
-        `probe_missed` instead); a speaker record marked `"snapshot": true` is the state a
-        recording starts in.
+        `transport` records judge only speakers not (yet) seen in a `speaker` record (logs
+        without speaker rows); `probe` records count their misses (the live Monitor calls
+        `probe_missed` instead); a `snapshot`, or a speaker record marked `"snapshot": true`,
+        is the state a recording starts in.
         """
         kind = record.get("type")
         t = float(record.get("t", now))
         if kind == "probe":
             return self._probe(record, t)
+        if kind == "snapshot":
+            out: list[DropoutEvent] = []
+            for row in record.get("speakers") or ():
+                if isinstance(row, Mapping):
+                    out.extend(
+                        self.observe({**row, "type": "speaker", "t": t, "snapshot": True}, t)
+                    )
+            return out
         address = record.get("address")
         if not isinstance(address, str):
             return []
@@ -162,8 +172,12 @@ class DropoutDetector:
                 spk.verdict, spk.connected = verdict, connected
                 spk.spells = [(t, None)] if verdict in PLAYING else []
                 return []
+            if record.get("snapshot") is not True:
+                self._with_rows.add(address)
             return self._verdict(address, verdict, connected, t)
         if kind == "transport":
+            if address in self._with_rows:
+                return []  # its speaker rows say more (stalled, probe misses)
             state = record.get("state")
             self._transports[address] = state if isinstance(state, str) else None
             connected = state not in (None, "absent") or self._spk(address).connected

@@ -369,10 +369,14 @@ LIVE_TYPES = frozenset({"speaker", "device", "action", "probe"})
 
 
 def run_live(
-    records: list[dict[str, Any]], detector: Any, tick_s: float = TICK_S
+    records: list[dict[str, Any]],
+    detector: Any,
+    tick_s: float = TICK_S,
+    types: frozenset[str] | None = LIVE_TYPES,
 ) -> list[dict[str, Any]]:
-    """Feed records one by one as the Monitor does, with `tick(now)` every `tick_s` as time
-    advances; returns the dropout lines in the order they were written."""
+    """Feed records one by one as the Monitor does (`types`; None: every record, snapshots
+    and transport lines too), with `tick(now)` every `tick_s` as time advances; returns the
+    dropout lines in the order they were written."""
     lines: list[dict[str, Any]] = []
     next_tick: float | None = None
     for record in records:
@@ -382,7 +386,7 @@ def run_live(
         while next_tick < t:
             lines.extend(e.to_json() for e in detector.tick(next_tick))
             next_tick += tick_s
-        if record.get("type") in LIVE_TYPES:
+        if types is None or record.get("type") in types:
             lines.extend(e.to_json() for e in detector.observe(record, t))
     if next_tick is not None:
         for _ in range(round(2 * STOP_SPREAD_S / tick_s)):

@@ -90,6 +90,17 @@ def test_live_detector_ends_with_the_truth(seed: int) -> None:
     assert rows == {a: n.count(a) for a in n.addresses if n.count(a)}, why(n)
 
 
+def test_live_detector_fed_every_record() -> None:
+    """Every record of the log fed to `observe` (snapshots and transport lines too, as a
+    program reading a log might): the same truth."""
+    for seed in seeds(4):
+        n = night(seed)
+        detector = DropoutDetector()
+        run_live(n.records, detector, types=None)
+        for address in n.addresses:
+            assert held(detector, address) == truth(n, address), (address, why(n))
+
+
 def test_report_without_speaker_rows() -> None:
     """Logs of other writers (transport and device lines only): the same truth."""
     for seed in seeds(4):
