@@ -17,22 +17,26 @@ import numpy as np
 
 #: Peaks considered at all: above CANDIDATE_PNR x the noise and CANDIDATE_REL x the strongest
 #: (the kernel's sidelobes are at -31 dB; other probes' leakage near -20 dB).
-CANDIDATE_PNR: Final = 5.5
+CANDIDATE_PNR: Final = 5.0
 CANDIDATE_REL: Final = 0.1
 #: A candidate is proven above PROOF_PNR x the larger of the recording's noise level and the
-#: one measured over PROOF_NOISE_S before it. The largest Rayleigh noise peak among the ~2 400
-#: lags of the 50 ms search stays under 5.5 x sigma with p = 0.07 %.
-PROOF_PNR: Final = 5.5
-PROOF_NOISE_S: Final = 0.02
+#: ones measured over each span of PROOF_NOISE_S before it (the long span averages, the short
+#: ones see a burst of music whose leakage starts just before the candidate; 2 ms still holds
+#: ~50 independent values: its RMS is good to ~10 %). The largest Rayleigh noise peak among
+#: the ~2 400 lags of the 50 ms search stays under 5.5 x sigma with p = 0.07 %.
+PROOF_PNR: Final = 5.0
+PROOF_NOISE_S: Final = (0.02, 0.005)
 #: ...and when its analytic waveform over +-SHAPE_S matches one path of this probe (the
 #: kernel, or the strongest path) to at least SHAPE_MIN (normalised, any phase: reflections may
 #: be inverted). A lone path matches to > 0.9 at 6 sigma; music's low notes and drums give
 #: broader, slower peaks.
 SHAPE_S: Final = 0.0003
-SHAPE_MIN: Final = 0.75
+SHAPE_MIN: Final = 0.8
 #: The noise level is the larger of the MAD and the RMS: music's bursts are heavy-tailed, and
 #: the MAD alone would not see them.
 _MAD_TO_SIGMA: Final = 1.0 / 0.6745
+#: ...and the MAD over AFTER_S after it.
+AFTER_S: Final = 0.005
 #: Lags kept clear before a candidate when measuring its noise (its own main lobe).
 GUARD_S: Final = 0.0005
 
@@ -57,13 +61,26 @@ def _candidates(envelope: np.ndarray, strongest: int, threshold: float) -> np.nd
 
 
 def _noise_before(corr: np.ndarray, at: int, rate: int) -> float:
+    """The largest noise level over the PROOF_NOISE_S spans that end just before `at`."""
     stop = at - int(GUARD_S * rate)
-    start = max(0, stop - int(PROOF_NOISE_S * rate))
-    values = corr[start : max(start, stop)]
-    if values.size < 16:
-        return 0.0
-    mad = float(np.median(np.abs(values))) * _MAD_TO_SIGMA
-    return max(mad, float(np.sqrt(np.mean(values**2))))
+    level = 0.0
+    for span in PROOF_NOISE_S:
+        start = max(0, stop - int(span * rate))
+        values = corr[start : max(start, stop)]
+        if values.size >= 16:
+            mad = float(np.median(np.abs(values))) * _MAD_TO_SIGMA
+            level = max(level, mad, float(np.sqrt(np.mean(values**2))))
+    return level
+
+
+def _noise_after(corr: np.ndarray, at: int, strongest: int, rate: int) -> float:
+    """The MAD noise level over AFTER_S after `at` (not reaching the strongest path): leakage
+    that rises just after a noise peak shows there. The median ignores this speaker's own
+    early reflections, which are sparse."""
+    guard = int(GUARD_S * rate)
+    start, stop = at + guard, min(at + int(AFTER_S * rate), strongest - guard)
+    values = corr[start:stop]
+    return float(np.median(np.abs(values))) * _MAD_TO_SIGMA if values.size >= 48 else 0.0
 
 
 def _match(a: np.ndarray, b: np.ndarray) -> float:
@@ -105,7 +122,11 @@ def pick_direct(
     unproven: int | None = None
     for candidate in _candidates(envelope, strongest, threshold):
         peak = float(envelope[candidate])
-        local = max(sigma, _noise_before(corr, lo + int(candidate), rate))
+        local = max(
+            sigma,
+            _noise_before(corr, lo + int(candidate), rate),
+            _noise_after(corr, lo + int(candidate), lo + strongest, rate),
+        )
         proven = peak >= PROOF_PNR * local and (
             _shape(analytic, int(candidate), strongest, half, kernel) >= SHAPE_MIN
         )

@@ -8,7 +8,6 @@ A fresh seed every run (printed in every failure; PROBE_SEED=N repeats one). The
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from core.probe.analysis import analyze
 from core.probe.gaps import find_gaps
