@@ -326,8 +326,10 @@ class BtmonApp(ActionKeys, ProbeKeys, ReplayKeys, App[int]):
     def on_exit_app(self, _message: ExitApp) -> None:
         """Leave the alternate screen blank: after a resize, tmux (3.3a) moves what it still
         shows into the scrollback and rewraps the shell's lines as the app leaves it. This
-        runs just before Textual stops repainting (its own handler of the same message)."""
-        if self._driver is not None and not self.is_headless:
+        runs just before Textual stops repainting (its own handler of the same message).
+        Not after a hang-up or a kill (return code 128 + signal): a closed terminal takes no
+        more output, and a write would wait for it for ever."""
+        if self._driver is not None and not self.is_headless and not self.return_code:
             self._driver.write(BLANK_SCREEN)
 
     def on_unmount(self) -> None:
