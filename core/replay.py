@@ -20,8 +20,9 @@ from core.probe.drift import ProbeHistory
 
 #: The longest real pause between two replayed events (a quiet hour need not take an hour).
 MAX_PAUSE_S: Final = 2.0
-#: Slowest and fastest replay speeds the speed keys reach (1/8 x to 1024 x real time).
-MIN_SPEED, MAX_SPEED = 0.125, 1024.0
+#: Slowest and fastest replay speeds the speed keys reach (1/8 x real time; the fastest is
+#: the command line's own limit for --speed).
+MIN_SPEED, MAX_SPEED = 0.125, 1000.0
 
 
 def recorded_names(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
