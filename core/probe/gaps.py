@@ -56,6 +56,14 @@ GAP_SLACK_MS: Final = 3.0
 #: cut, not a note dying away.
 ABRUPT_DB: Final = 10.0
 ABRUPT_NEAR_DB: Final = 2.0
+#: ...or the programme holds steady (within FLAT_DB, at least FLAT_ABOVE_DB over the
+#: threshold) over the 3 ms before the cut: a quiet passage of music cut off, where a release
+#: would still be falling (a 6 ms release falls 4 dB in those 3 ms).
+FLAT_DB: Final = 3.0
+FLAT_ABOVE_DB: Final = 4.0
+#: ...or the last frame that ends before the silence is still this far over the threshold:
+#: the level fell by that much within one frame (2 ms), where a release of 6 ms falls 3 dB.
+SHARP_DB: Final = 5.0
 #: Frames within this of the loudest sustained level (and above the mid-point between it and the
 #: floor) make the programme's median level: music's quiet passages, not the room's silence.
 PROGRAMME_RANGE_DB: Final = 30.0
@@ -218,7 +226,15 @@ def find_gaps(recording: np.ndarray, rate: int, *, min_gap_ms: float = 20.0) -> 
         if float(np.median(levels[i0:i1])) > programme - HOLE_DEPTH_DB:
             continue
         before = levels[max(0, i0 - 2 * box - 2) : max(0, i0 - box // 2)]
-        if before.size == 0 or float(before.max()) < abrupt:
+        steady = levels[max(0, i0 - 2 * box - 2) : max(0, i0 - box)]
+        steep = before.size > 0 and float(before.max()) >= abrupt
+        flat = steady.size > 0 and (
+            float(steady.max() - steady.min()) <= FLAT_DB
+            and float(steady.min()) >= threshold + FLAT_ABOVE_DB
+        )
+        edge = levels[max(0, i0 - box - 1) : max(0, i0 - box + 1)]
+        sharp = edge.size > 0 and float(edge.max()) >= threshold + SHARP_DB
+        if not (steep or flat or sharp):
             continue  # a release into a pause, not a cut
         inside = float(np.median(track.value[i0:i1]))
         # the level just outside the frames that overlap the hole
