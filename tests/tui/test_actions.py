@@ -233,7 +233,7 @@ async def test_c_connects_green_room_retrying_a_page_timeout(fake: FakeBluez, ru
         # Its first page times out (the demo's out-of-reach speaker); the retry says so.
         await until(
             pilot,
-            lambda: "⟳ reconnecting 2/3…" in run.row("Green Room"),
+            lambda: "⟳ connecting 2/3…" in run.row("Green Room"),
             ACTION_TIMEOUT_S,
             "the second attempt",
         )

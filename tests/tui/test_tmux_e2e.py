@@ -217,10 +217,10 @@ def test_demo_help_detail_and_clean_quit(demo: Demo) -> None:
     tmux = demo.tmux
     demo.start(100, 30)
     # The demo's simulated HCI capture: Foyer's transport is active, but no media reaches it.
-    screen = tmux.wait(
-        lambda s: "3 of 7 connected speakers streaming" in s, "Foyer stalled", KEY_TIMEOUT_S
-    )
-    assert "stalled" in row(screen, "Foyer") and "0/s" in row(screen, "Foyer")
+    # Until the capture has had its say Foyer is `pending`, never `streaming`.
+    screen = tmux.wait(lambda s: "stalled" in row(s, "Foyer"), "Foyer stalled", KEY_TIMEOUT_S)
+    assert "3 of 7 connected speakers streaming" in screen
+    assert "0/s" in row(screen, "Foyer")
     assert "Media" in screen and "/s" in row(screen, "Stage Left")
     assert "connected-idle" in screen and "Bar" in screen
     assert " OK " in screen
