@@ -90,12 +90,12 @@ class _Speaker:
     released_t: float | None = None
     #: When the link last went down on our side (`local`) while the speaker streamed.
     local_t: float | None = None
-    #: Its last two spells of streaming, (from, until or None): whether it streamed at a
-    #: given moment, so a silence is judged as of its deadline however late the tick comes.
+    #: Its last two spells of streaming, (from, until or None): whether it streamed all
+    #: through a silence of another, however late the tick that judges it comes.
     spells: list[tuple[float, float | None]] = field(default_factory=list)
 
-    def streamed_at(self, t: float) -> bool:
-        return any(since <= t and (until is None or until > t) for since, until in self.spells)
+    def streamed_through(self, since: float, until: float) -> bool:
+        return any(s <= since and (u is None or u > until) for s, u in self.spells)
 
 
 def _verdict_of(connected: bool, transport_state: str | None) -> str:
@@ -130,6 +130,9 @@ class DropoutDetector:
             if isinstance(event, SpeakerEvent):
                 # The bulk of a busy fleet: only the fields the detector reads, no JSON.
                 speaker = event.speaker
+                spk = self.speakers.get(speaker.address)
+                if spk is not None:
+                    out.extend(self._due(speaker.address, spk, event.t))
                 out.extend(
                     self._verdict(
                         speaker.address, speaker.verdict.value, speaker.connected, event.t
@@ -162,6 +165,13 @@ class DropoutDetector:
         address = record.get("address")
         if not isinstance(address, str):
             return []
+        spk = self.speakers.get(address)
+        due = self._due(address, spk, t) if spk is not None else []
+        return due + self._observe(kind, address, record, t)
+
+    def _observe(
+        self, kind: Any, address: str, record: Mapping[str, Any], t: float
+    ) -> list[DropoutEvent]:
         if kind == "speaker":
             verdict = str(record.get("verdict", "unknown"))
             connected = bool(record.get("connected", False))
@@ -199,7 +209,8 @@ class DropoutDetector:
         it is already silent or in a dropout: a stalled stream the probe confirms is one
         dropout). The event is stamped `now` (the analysis ends after the probe played)."""
         spk = self._spk(address)
-        out = self._stale_miss(address, spk, spk.verdict, t)
+        out = self._due(address, spk, t if now is None else max(t, now))
+        out += self._stale_miss(address, spk, spk.verdict, t)
         if spk.open is not None or spk.silence is not None:
             return out
         return [*out, self._start(address, "probe", t, t if now is None else max(t, now))]
@@ -207,25 +218,32 @@ class DropoutDetector:
     def tick(self, now: float) -> list[DropoutEvent]:
         """Judge the silences and stalls the fleet has had FLEET_STOP_SPREAD_S to explain."""
         out: list[DropoutEvent] = []
-        wait = FLEET_STOP_SPREAD_S + SPREAD_SLACK_S
         for address, spk in self.speakers.items():
-            silence = spk.silence
-            if silence is not None and now - silence.start > wait:
-                out.extend(self._judge(address, spk, now, at=silence.start + wait))
-            started = spk.stall_check
-            if started is not None and now - started > wait:
-                spk.stall_check = None
-                if (
-                    spk.open == ("stall", started)
-                    and spk.released_t is not None
-                    and spk.released_t >= started
-                    and not self._others_streaming(address, started + wait)
-                ):
-                    # Media stopped, then the transport was released with the whole fleet's:
-                    # the music stopped (PipeWire pauses an idle node before suspending it).
-                    stall = self.history.find(address, "stall", started)
-                    if stall is not None:
-                        out.append(self._cancel(spk, stall, now, "music stopped"))
+            out.extend(self._due(address, spk, now))
+        return out
+
+    def _due(self, address: str, spk: _Speaker, now: float) -> list[DropoutEvent]:
+        """One speaker's judgements due by `now`, as of their deadlines (also run before any
+        news of that speaker, so that a tick coming late changes nothing)."""
+        out: list[DropoutEvent] = []
+        wait = FLEET_STOP_SPREAD_S + SPREAD_SLACK_S
+        silence = spk.silence
+        if silence is not None and now - silence.start > wait:
+            out.extend(self._judge(address, spk, now, silence.start + wait))
+        started = spk.stall_check
+        if started is not None and now - started > wait:
+            spk.stall_check = None
+            if (
+                spk.open == ("stall", started)
+                and spk.released_t is not None
+                and spk.released_t >= started
+                and not self._others_streaming(address, started, started + wait)
+            ):
+                # Media stopped, then the transport was released with the whole fleet's: the
+                # music stopped (PipeWire pauses an idle node before suspending it).
+                stall = self.history.find(address, "stall", started)
+                if stall is not None:
+                    out.append(self._cancel(spk, stall, now, "music stopped"))
         return out
 
     # -- output --------------------------------------------------------------------------
@@ -249,12 +267,11 @@ class DropoutDetector:
     def _spk(self, address: str) -> _Speaker:
         return self.speakers.setdefault(address, _Speaker())
 
-    def _others_streaming(self, address: str, at: float | None = None) -> bool:
-        """Whether another speaker streams now (or streamed at the moment `at`)."""
+    def _others_streaming(self, address: str, since: float, until: float) -> bool:
+        """Whether another speaker streamed all through `since`..`until` (the rest of the
+        fleet kept playing: not a music stop, not a pause between two sessions)."""
         return any(
-            o.verdict in PLAYING if at is None else o.streamed_at(at)
-            for a, o in self.speakers.items()
-            if a != address
+            o.streamed_through(since, until) for a, o in self.speakers.items() if a != address
         )
 
     def _verdict(self, address: str, verdict: str, connected: bool, t: float) -> list[DropoutEvent]:
@@ -273,7 +290,7 @@ class DropoutDetector:
             spk.stall_check = None
             if spk.silence is not None:
                 # Back before the fleet showed what the silence was: judge it now.
-                return self._judge(address, spk, t, ended=t)
+                return self._judge(address, spk, t, t, ended=t)
             return self._end(address, spk, t)
         out = self._stale_miss(address, spk, was, t)
         if spk.open is not None or spk.silence is not None:
@@ -338,20 +355,14 @@ class DropoutDetector:
         return [self._start(address, "link", silence.start, t)]
 
     def _judge(
-        self,
-        address: str,
-        spk: _Speaker,
-        now: float,
-        *,
-        at: float | None = None,
-        ended: float | None = None,
+        self, address: str, spk: _Speaker, now: float, until: float, ended: float | None = None
     ) -> list[DropoutEvent]:
-        """A silence is a dropout if others still stream (now, or at its deadline `at`); else
-        the fleet stopped: music, no dropout."""
+        """A silence is a dropout if another speaker streamed all through it, up to its
+        deadline or its end (`until`); else the fleet stopped: music, no dropout."""
         silence = spk.silence
         assert silence is not None
         spk.silence = None
-        if not self._others_streaming(address, at):
+        if not self._others_streaming(address, silence.start, until):
             return []
         out = [self._start(address, silence.kind, silence.start, now)]
         if ended is not None:

@@ -144,7 +144,9 @@ def night(seed: int, *, rows: bool | None = None) -> Night:
     for _ in range(rng.randint(3, 6)):
         length = rng.uniform(600, 2400)
         sessions.append((t, t + length))
-        t += length + rng.uniform(60, 900)
+        # A break, or a pause between two tracks long enough for the release timers (the
+        # music back 1–8 s after the stop's last release).
+        t += length + (rng.uniform(6, 13) if rng.random() < 0.2 else rng.uniform(60, 900))
     end = t
 
     # Incidents during the music, per speaker, apart from each other and from the edges.
@@ -248,6 +250,8 @@ def night(seed: int, *, rows: bool | None = None) -> Night:
             w.state(stop + offsets[a], a, "connected-idle")
         # The break: a resync, a speaker that goes idle and then loses its link.
         following = sessions[index + 1][0] if index + 1 < len(sessions) else end
+        if following - stop < 60:
+            continue  # a pause: nothing else happens
         if rng.random() < 0.4:
             who = rng.choice(players)
             _resync(w, rng, who, stop + rng.uniform(8, 40), reason("local"), streaming=False)

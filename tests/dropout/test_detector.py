@@ -339,6 +339,22 @@ CASES: dict[str, tuple[list[Step], list[Ev]]] = {
         ],
         [(A, "start", "transport", 10.0, 16.0, None, None, ())],
     ),
+    # A short pause: every transport released, the music back 2 s after the last. The others
+    # stream again by A's deadline, but they did not stream all through its silence: no dropout.
+    "short pause between two tracks": (
+        [
+            *fleet(0),
+            spk(10.0, A, "connected-idle"),
+            spk(11.0, B, "connected-idle"),
+            spk(13.0, C, "connected-idle"),
+            spk(15.0, B, "streaming"),
+            spk(15.2, C, "streaming"),
+            *ticks(15.5, 17),
+            spk(17.5, A, "streaming"),
+            *ticks(18, 25),
+        ],
+        [],
+    ),
     # Transport active, no media: a stall at once (no hold), once.
     "stall": (
         [*fleet(0), spk(10, A, "stalled"), spk(11, A, "stalled"), spk(12.5, A, "streaming")],

@@ -90,6 +90,20 @@ def test_live_detector_ends_with_the_truth(seed: int) -> None:
     assert rows == {a: n.count(a) for a in n.addresses if n.count(a)}, why(n)
 
 
+@pytest.mark.parametrize("tick_s", [0.1, 2.0, 7.0])
+def test_live_history_does_not_depend_on_the_tick(tick_s: float) -> None:
+    """Ticks every 0.1 s, 2 s or 7 s (a busy event loop): silences and stalls are judged as
+    of their deadlines, so the history is the same truth."""
+    for seed in seeds(3):
+        n = night(seed, rows=True)
+        detector = DropoutDetector()
+        lines = run_live(n.records, detector, tick_s=tick_s)
+        for address in n.addresses:
+            assert held(detector, address) == truth(n, address), (address, tick_s, why(n))
+        times = [line["t"] for line in lines]
+        assert times == sorted(times), why(n)
+
+
 def test_live_detector_fed_every_record() -> None:
     """Every record of the log fed to `observe` (snapshots and transport lines too, as a
     program reading a log might): the same truth."""
