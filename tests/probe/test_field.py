@@ -60,6 +60,29 @@ def test_an_unprovable_earlier_peak_is_not_the_arrival() -> None:
     assert not bad, f"PROBE_SEED={SEED}: {bad}"
 
 
+def test_the_strongest_path_with_a_warning_when_nothing_earlier_is_proven() -> None:
+    """One path only, and a loud burst filling the lags before it with peaks: the arrival is
+    the strongest path, and the warnings say an earlier peak could not be confirmed."""
+    probes = design_probes(1, RATE)
+    for k in range(2):
+        rng = np.random.default_rng(SEED + 70 + k)
+        direct = float(rng.uniform(0.2, 0.3))
+        recording = render(
+            Room((SpeakerPath(direct, 0.02),), 10.0, None, duration_s=1.5), probes, rng
+        )
+        burst, size = int((direct + rng.uniform(0.46, 0.48)) * RATE), int(0.02 * RATE)
+        recording[burst : burst + size] += rng.standard_normal(size) * 0.2
+        found = analyze(recording, RATE, probes)
+        arrival = found.arrivals[0]
+        assert arrival.arrival_ms is not None, f"PROBE_SEED={SEED}"
+        assert abs(arrival.arrival_ms - direct * 1000) < 0.05, f"PROBE_SEED={SEED}"
+        assert arrival.strongest_ms is not None
+        assert abs(arrival.arrival_ms - arrival.strongest_ms) < 0.02  # the skew fit aside
+        assert any("could not be confirmed" in w for w in found.warnings), (
+            f"PROBE_SEED={SEED}: {found.warnings}"
+        )
+
+
 def test_speakers_found_at_moderate_snr_and_absent_ones_rejected() -> None:
     """8 speakers (2 absent) at 0-13 dB SNR of the whole probe mix, -10..0 dB each."""
     probes = design_probes(8, RATE)
