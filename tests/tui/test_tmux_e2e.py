@@ -227,7 +227,13 @@ def test_demo_help_detail_and_clean_quit(demo: Demo) -> None:
 
     tmux.keys("?")
     screen = tmux.wait(lambda s: "btmon-tui help" in s, "the help screen", KEY_TIMEOUT_S)
-    assert "Verdicts" in screen
+    assert "Keys" in screen and "ctrl+q" in screen
+    for _ in range(4):  # the help scrolls: the verdicts come after the keys
+        if "shows Connected but gets no audio" in screen:
+            break
+        tmux.keys("PageDown")
+        time.sleep(0.3)
+        screen = tmux.screen()
     assert "shows Connected but gets no audio" in screen
     tmux.keys("Escape")
     tmux.wait(lambda s: "btmon-tui help" not in s, "help to close", KEY_TIMEOUT_S)
