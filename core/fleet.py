@@ -19,23 +19,7 @@ from core.model import (
     Speaker,
     Verdict,
 )
-from core.verdict import STALL_AFTER_S, classify
-
-#: Device1.Disconnected reason names (BlueZ 5.83+) -> the `reason` words of DESIGN §4.2.
-DISCONNECT_REASONS: dict[str, str] = {
-    "org.bluez.Reason.Timeout": "timeout",
-    "org.bluez.Reason.Remote": "remote",
-    "org.bluez.Reason.Local": "local",
-    "org.bluez.Reason.Authentication": "auth",
-    "org.bluez.Reason.Suspend": "suspend",
-    "org.bluez.Reason.LocalSuspend": "suspend",
-    "org.bluez.Reason.Unknown": "unknown",
-}
-
-#: Verdicts of a speaker that gets no audio; one expected to stream is flagged in them.
-SILENT_VERDICTS = frozenset(
-    {Verdict.CONNECTED_IDLE, Verdict.NO_A2DP, Verdict.DISCONNECTED, Verdict.STALLED}
-)
+from core.verdict import SILENT, STALL_AFTER_S, classify
 
 #: A displayed media rate changes only when the new one differs by more than this share:
 #: packet counts jitter by a few per window, and every change is a logged speaker event.
@@ -116,10 +100,10 @@ class FleetState:
     def source_available(self) -> bool:
         return self.source.state == SourceState.CONNECTED
 
-    def note_disconnect_reason(self, path: str, reason: str) -> list[Event]:
-        """Device1.Disconnected(reason): attach it to this disconnect, before or after the fact."""
+    def note_disconnect_reason(self, path: str, word: str) -> list[Event]:
+        """The source said why this device disconnected (a DESIGN §4.2 `reason` word, e.g.
+        from BlueZ's Device1.Disconnected): attach it to this disconnect, before or after."""
         self.reasons_supported = True
-        word = DISCONNECT_REASONS.get(reason, "unknown")
         held = self._awaiting_reason.pop(path, None)
         if held is not None:
             return [replace(held, reason=word)]
@@ -281,7 +265,7 @@ class FleetState:
         return tuple(
             s.address
             for s in sorted(self.speakers.values(), key=lambda s: (s.adapter, s.name.lower()))
-            if s.address in self.expected and s.in_fleet and s.verdict in SILENT_VERDICTS
+            if s.address in self.expected and s.in_fleet and s.verdict in SILENT
         )
 
     def snapshot(self, now: float) -> FleetSnapshot:

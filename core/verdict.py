@@ -9,6 +9,17 @@ from core.model import DeviceFacts, Verdict
 #: DESIGN §3: an active transport with no HCI media for this long is `stalled`.
 STALL_AFTER_S: Final = 1.0
 
+# Verdict families: the one place that knows which verdicts belong together.
+#: Gets audio.
+PLAYING: Final = frozenset({Verdict.STREAMING})
+#: Its A2DP transport is active: audio is sent to it, heard or not (what a probe plays to).
+SENT_AUDIO: Final = frozenset({Verdict.STREAMING, Verdict.STALLED})
+#: Looks connected but gets no audio: the illusion this tool exists to expose (named on the
+#: fleet line; what `R` resyncs while others stream).
+LINKED_SILENT: Final = frozenset({Verdict.CONNECTED_IDLE, Verdict.NO_A2DP, Verdict.STALLED})
+#: Gets no audio, linked or not (a speaker expected to play is flagged in any of these).
+SILENT: Final = LINKED_SILENT | {Verdict.DISCONNECTED}
+
 
 def classify(facts: DeviceFacts, now: float, *, source_available: bool = True) -> Verdict:
     """Judge one device: is it really streaming, or only looking connected?"""

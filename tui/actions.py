@@ -12,13 +12,12 @@ from typing import Final
 from core.bluez.control import Controller
 from core.describe import plural
 from core.model import FleetSnapshot, Speaker, Verdict
+from core.verdict import LINKED_SILENT
 
 #: Speakers a bulk resync bounces at the same time. Each is silent for ~3 s and pages on its
 #: adapter while it reconnects; two keeps the rest of the fleet playing and an adapter's page
 #: scan from being swamped (the issue asks for "a few at a time, never all at once").
 AT_ONCE: Final = 2
-#: Verdicts that mean "linked, but no audio": what `R` resyncs while other speakers stream.
-NEEDS_RESYNC: Final = frozenset({Verdict.CONNECTED_IDLE, Verdict.NO_A2DP, Verdict.STALLED})
 #: The step shown for a speaker waiting for a free slot in a bulk resync.
 QUEUED: Final = "queued"
 
@@ -27,7 +26,7 @@ def needs_resync(snapshot: FleetSnapshot) -> list[Speaker]:
     """Speakers linked without audio while others stream (idle is normal when nothing plays)."""
     if not any(s.verdict == Verdict.STREAMING for s in snapshot.speakers):
         return []
-    return [s for s in snapshot.speakers if s.verdict in NEEDS_RESYNC]
+    return [s for s in snapshot.speakers if s.verdict in LINKED_SILENT]
 
 
 def running_question(

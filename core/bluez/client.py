@@ -29,6 +29,7 @@ from core.bluez.defs import (
     OBJECT_MANAGER,
     PROPERTIES,
     is_known_codec,
+    reason_word,
 )
 from core.bluez.facts import adapters, device_facts
 from core.bluez.outcomes import ActionFailed
@@ -253,7 +254,7 @@ class BluezMirror:
             msg.interface == DEVICE or (msg.interface or "").startswith("org.bluez.Bearer.")
         ):
             reason = str(msg.body[0]) if msg.body else ""
-            self._emit(self.state.note_disconnect_reason(msg.path, reason))
+            self._emit(self.state.note_disconnect_reason(msg.path, reason_word(reason)))
             return
         else:
             return

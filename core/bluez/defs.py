@@ -65,6 +65,31 @@ PROPERTY_SIGNATURES: Final[dict[str, dict[str, str]]] = {
     BATTERY: {"Percentage": "y"},
 }
 
+#: Device1.Disconnected(reason, …) names (BlueZ 5.83+, doc/org.bluez.Device.rst), and the
+#: `reason` word of DESIGN §4.2 each becomes (an unknown or future name: "unknown").
+REASON_TIMEOUT: Final = "org.bluez.Reason.Timeout"
+REASON_REMOTE: Final = "org.bluez.Reason.Remote"
+REASON_LOCAL: Final = "org.bluez.Reason.Local"
+REASON_AUTH: Final = "org.bluez.Reason.Authentication"
+REASON_SUSPEND: Final = "org.bluez.Reason.Suspend"
+REASON_LOCAL_SUSPEND: Final = "org.bluez.Reason.LocalSuspend"
+REASON_UNKNOWN: Final = "org.bluez.Reason.Unknown"
+DISCONNECT_REASONS: Final[dict[str, str]] = {
+    REASON_TIMEOUT: "timeout",
+    REASON_REMOTE: "remote",
+    REASON_LOCAL: "local",
+    REASON_AUTH: "auth",
+    REASON_SUSPEND: "suspend",
+    REASON_LOCAL_SUSPEND: "suspend",
+    REASON_UNKNOWN: "unknown",
+}
+
+
+def reason_word(reason: str) -> str:
+    """'org.bluez.Reason.Timeout' -> 'timeout'; anything BlueZ adds later -> 'unknown'."""
+    return DISCONNECT_REASONS.get(reason, "unknown")
+
+
 #: MediaTransport1.State values BlueZ documents (broadcasting since 5.78).
 TRANSPORT_STATES: Final = frozenset({"idle", "pending", "active", "broadcasting"})
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 from core.events import ProbeEvent
-from core.model import Speaker, SpeakerProbe, Verdict
+from core.model import Speaker, SpeakerProbe
 from core.probe.drift import with_offsets
+from core.verdict import SENT_AUDIO
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 #: both servers; 44.1 kHz sinks resample).
 PROBE_RATE: Final = 48_000
 #: Verdicts of speakers that should be playing: their A2DP transport is active.
-PLAYING: Final = frozenset({Verdict.STREAMING, Verdict.STALLED})
 
 
 class ProbeFailed(Exception):
@@ -71,7 +71,7 @@ def targets_for(speakers: Sequence[Speaker], only: Sequence[str] = ()) -> list[T
     chosen = [
         s
         for s in speakers
-        if s.in_fleet and (s.address in wanted if wanted else s.verdict in PLAYING)
+        if s.in_fleet and (s.address in wanted if wanted else s.verdict in SENT_AUDIO)
     ]
     return [Target(s.address, s.name, i + 1) for i, s in enumerate(chosen)]
 

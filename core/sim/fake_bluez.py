@@ -23,6 +23,12 @@ from core.bluez.defs import (
     ADAPTER,
     BATTERY,
     DEVICE,
+    REASON_AUTH,
+    REASON_LOCAL,
+    REASON_REMOTE,
+    REASON_SUSPEND,
+    REASON_TIMEOUT,
+    REASON_UNKNOWN,
     TRANSPORT,
 )
 from core.sim.objtree import MethodError, ObjectTree
@@ -38,12 +44,12 @@ COD_SMARTPHONE: Final = 0x5A020C
 
 #: Device1.Disconnected(reason, message) as bluetoothd words them (src/device.c).
 REASON_MESSAGES: Final[dict[str, str]] = {
-    "org.bluez.Reason.Unknown": "Unspecified",
-    "org.bluez.Reason.Timeout": "Connection timeout",
-    "org.bluez.Reason.Local": "Connection terminated by local host",
-    "org.bluez.Reason.Remote": "Connection terminated by remote user",
-    "org.bluez.Reason.Authentication": "Connection terminated due to authentication failure",
-    "org.bluez.Reason.Suspend": "Connection terminated by local host for suspend",
+    REASON_UNKNOWN: "Unspecified",
+    REASON_TIMEOUT: "Connection timeout",
+    REASON_LOCAL: "Connection terminated by local host",
+    REASON_REMOTE: "Connection terminated by remote user",
+    REASON_AUTH: "Connection terminated due to authentication failure",
+    REASON_SUSPEND: "Connection terminated by local host for suspend",
 }
 #: org.bluez.Error.Failed detail of a speaker that is off or out of range (BlueZ >= 5.62).
 PAGE_TIMEOUT: Final = "br-connection-page-timeout"
@@ -258,7 +264,7 @@ class FakeBluez:
         if path is not None:
             self.tree.set_props(path, TRANSPORT, {"Volume": Variant("q", volume)})
 
-    def drop_link(self, address: str, reason: str = "org.bluez.Reason.Timeout") -> None:
+    def drop_link(self, address: str, reason: str = REASON_TIMEOUT) -> None:
         """The speaker vanished (out of range, firmware reset): transport gone, then link.
 
         After a link loss (reason Timeout) bluetoothd reconnects by itself when the device's
@@ -275,7 +281,7 @@ class FakeBluez:
             DEVICE,
             {"Connected": Variant("b", False), "ServicesResolved": Variant("b", False)},
         )
-        if reason == "org.bluez.Reason.Timeout" and dev.auto_reconnect_s is not None:
+        if reason == REASON_TIMEOUT and dev.auto_reconnect_s is not None:
             self._later(self._come_back(dev, dev.auto_reconnect_s))
 
     async def reconnect(self, address: str, *, play: bool = True) -> None:
@@ -357,7 +363,7 @@ class FakeBluez:
             self.calls.append((dev.address, "Disconnect", "org.bluez.Error.NotConnected"))
             raise MethodError("org.bluez.Error.NotConnected", "Not Connected")
         await self.sleep(dev.disconnect_delay_s)
-        self.drop_link(dev.address, "org.bluez.Reason.Local")
+        self.drop_link(dev.address, REASON_LOCAL)
         self.calls.append((dev.address, "Disconnect", "ok"))
         if dev.returns_after_disconnect_s is not None:
             self._later(self._come_back(dev, dev.returns_after_disconnect_s))

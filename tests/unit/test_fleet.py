@@ -7,6 +7,7 @@ from typing import TypeVar
 
 import pytest
 
+from core.bluez.defs import reason_word
 from core.events import DeviceEvent, Event, SourceEvent, SpeakerEvent, TransportEvent
 from core.fleet import REASON_GRACE_S, FleetState
 from core.model import FleetCounts, SourceState, SourceStatus, Verdict
@@ -122,7 +123,7 @@ def test_connect_emits_device_event_without_reason() -> None:
 def test_disconnect_reason_before_connected_false(bluez_reason: str, word: str) -> None:
     """Device1.Disconnected arriving first: the reason word rides on the device event."""
     fleet = fleet_with(1)
-    assert fleet.note_disconnect_reason(dev_path(1), bluez_reason) == []
+    assert fleet.note_disconnect_reason(dev_path(1), reason_word(bluez_reason)) == []
     events = fleet.update({dev_path(1): make_facts(1, connected=False)}, T0 + 3)
     assert only(events, DeviceEvent) == [DeviceEvent(T0 + 3, address(1), False, word)]
 
@@ -130,13 +131,13 @@ def test_disconnect_reason_before_connected_false(bluez_reason: str, word: str) 
 def test_disconnect_reason_after_connected_false() -> None:
     """On a BlueZ that sends reasons, a disconnect waits for it, then carries it."""
     fleet = fleet_with(1, 2)
-    fleet.note_disconnect_reason(dev_path(1), "org.bluez.Reason.Remote")
+    fleet.note_disconnect_reason(dev_path(1), reason_word("org.bluez.Reason.Remote"))
     fleet.update({dev_path(1): make_facts(1, connected=False)}, T0 + 1)
     # device 2 drops; its reason comes 0.1 s later
     events = fleet.update({dev_path(2): make_facts(2, connected=False)}, T0 + 2)
     assert only(events, DeviceEvent) == []
     assert types(events) == ["speaker"]
-    late = fleet.note_disconnect_reason(dev_path(2), "org.bluez.Reason.Timeout")
+    late = fleet.note_disconnect_reason(dev_path(2), reason_word("org.bluez.Reason.Timeout"))
     assert late == [DeviceEvent(T0 + 2, address(2), False, "timeout")]
     assert fleet.expire_reasons(T0 + 10) == []
 
@@ -144,7 +145,7 @@ def test_disconnect_reason_after_connected_false() -> None:
 def test_held_disconnect_released_without_reason_after_grace() -> None:
     """A held disconnect whose reason never comes is released after REASON_GRACE_S, reason null."""
     fleet = fleet_with(1, 2)
-    fleet.note_disconnect_reason(dev_path(1), "org.bluez.Reason.Local")
+    fleet.note_disconnect_reason(dev_path(1), reason_word("org.bluez.Reason.Local"))
     fleet.update({dev_path(1): make_facts(1, connected=False)}, T0 + 1)
     fleet.update({dev_path(2): make_facts(2, connected=False)}, T0 + 2)
     assert fleet.expire_reasons(T0 + 2 + REASON_GRACE_S / 2) == []
@@ -165,10 +166,11 @@ def test_late_duplicate_reason_does_not_stick_to_next_drop() -> None:
     """Device1 and Bearer both report a drop; the second must not label a later disconnect."""
     fleet = fleet_with(1)
     path = dev_path(1)
-    fleet.note_disconnect_reason(path, "org.bluez.Reason.Timeout")
+    fleet.note_disconnect_reason(path, reason_word("org.bluez.Reason.Timeout"))
     first = fleet.update({path: make_facts(1, connected=False)}, T0 + 1)
     assert only(first, DeviceEvent)[0].reason == "timeout"
-    assert fleet.note_disconnect_reason(path, "org.bluez.Reason.Timeout") == []  # duplicate
+    duplicate = fleet.note_disconnect_reason(path, reason_word("org.bluez.Reason.Timeout"))
+    assert duplicate == []  # the duplicate sticks to nothing
     fleet.update({path: make_facts(1)}, T0 + 60)
     second = fleet.update({path: make_facts(1, connected=False)}, T0 + 120)
     released = only(second, DeviceEvent) + fleet.expire_reasons(T0 + 121)
@@ -179,7 +181,9 @@ def test_reconnect_while_disconnect_is_held_keeps_event_order() -> None:
     """A quick drop-and-reconnect yields disconnect then connect, in time order, nothing later."""
     fleet = fleet_with(1)
     path = dev_path(1)
-    fleet.note_disconnect_reason(path, "org.bluez.Reason.Timeout")  # this BlueZ sends reasons
+    fleet.note_disconnect_reason(
+        path, reason_word("org.bluez.Reason.Timeout")
+    )  # this BlueZ sends reasons
     fleet.update({path: make_facts(1, connected=False)}, T0 + 1)
     fleet.update({path: make_facts(1)}, T0 + 2)  # earlier drop, reason already used
     stream: list[Event] = []

@@ -10,11 +10,10 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
-from core.model import FleetSnapshot, SourceState, Verdict
+from core.model import FleetSnapshot, SourceState
+from core.verdict import LINKED_SILENT
 from tui.style import palette_of
 
-#: Verdicts of speakers that look connected but get no audio (named on the fleet line).
-SILENT_VERDICTS = (Verdict.CONNECTED_IDLE, Verdict.NO_A2DP, Verdict.STALLED)
 #: Between the parts of the line.
 SEPARATOR = "  ·  "
 
@@ -120,7 +119,7 @@ class FleetLine(Static):
             expected = tuple(named.get(a, a) for a in snapshot.expected_silent)
             groups.append(NamedGroup("expected but silent", "expected", expected, "bold red"))
         silent = tuple(
-            s.name for s in snapshot.speakers if s.in_fleet and s.verdict in SILENT_VERDICTS
+            s.name for s in snapshot.speakers if s.in_fleet and s.verdict in LINKED_SILENT
         )
         if silent:
             groups.append(NamedGroup("connected without audio", "silent", silent, "bold yellow"))
