@@ -17,14 +17,14 @@ import numpy as np
 
 #: Peaks considered at all: above CANDIDATE_PNR x the noise and CANDIDATE_REL x the strongest
 #: (the kernel's sidelobes are at -31 dB; other probes' leakage near -20 dB).
-CANDIDATE_PNR: Final = 5.0
+CANDIDATE_PNR: Final = 4.5
 CANDIDATE_REL: Final = 0.1
 #: A candidate is proven above PROOF_PNR x the larger of the recording's noise level and the
 #: ones measured over each span of PROOF_NOISE_S before it (the long span averages, the short
 #: ones see a burst of music whose leakage starts just before the candidate; 2 ms still holds
 #: ~50 independent values: its RMS is good to ~10 %). The largest Rayleigh noise peak among
 #: the ~2 400 lags of the 50 ms search stays under 5.5 x sigma with p = 0.07 %.
-PROOF_PNR: Final = 5.0
+PROOF_PNR: Final = 5.5
 PROOF_NOISE_S: Final = (0.02, 0.005)
 #: ...and when its analytic waveform over +-SHAPE_S matches one path of this probe (the
 #: kernel, or the strongest path) to at least SHAPE_MIN (normalised, any phase: reflections may

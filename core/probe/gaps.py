@@ -24,6 +24,8 @@ FRAME_S: Final = 0.002
 HOP_S: Final = 0.0005
 #: Welch frames of the tone test (4096 samples at 48 kHz: 11.7 Hz bins).
 WELCH_SIZE: Final = 4096
+#: At most this many Welch frames, spread over the recording (a tone is everywhere in it).
+WELCH_FRAMES: Final = 48
 #: The recording is "one tone" when +-TONE_BINS bins around its spectral peak hold this share
 #: of its power (a tone at 15 dB SNR in pink noise: ~97 %; music: < 20 %).
 TONE_SHARE: Final = 0.5
@@ -97,8 +99,9 @@ def _tone_frequency(recording: np.ndarray, rate: int) -> float | None:
     count = len(recording) // size
     if count == 0 or size < 64:
         return None
-    frames = recording[: count * size].reshape(count, size) * np.hanning(size)
-    power = np.sum(np.abs(np.fft.rfft(frames, axis=1)) ** 2, axis=0)
+    picks = np.linspace(0, count - 1, min(count, WELCH_FRAMES)).astype(np.int64)
+    frames = recording[: count * size].reshape(count, size)[picks] * np.hanning(size)
+    power = np.sum(np.abs(sfft.rfft(frames.astype(np.float32), axis=1)) ** 2, axis=0)
     power[:2] = 0.0  # DC and the room's rumble are not a tone
     total = float(power.sum())
     if total <= 0:

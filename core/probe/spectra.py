@@ -33,6 +33,8 @@ NOISE_BAND_HZ: Final = 100.0
 NOISE_RANGE: Final = 10.0
 #: Lags each side of lag 0 kept of the filter's response to its own reference.
 KERNEL_HALF: Final = 48
+#: Half the span around lag 0 over which that analytic response is computed.
+KERNEL_SPAN: Final = 512
 #: Room (samples) around the reference in the small FFT the filter is designed at: the
 #: smoothing and band window stretch the filter's response by ~1/SMOOTH_HZ = 10 ms each side.
 PAD: Final = 2048
@@ -150,14 +152,17 @@ def _noise_weight(profile: np.ndarray, freqs: np.ndarray, band: np.ndarray) -> n
 
 
 def _analytic_kernel(kernel_spectrum: np.ndarray, size: int) -> np.ndarray:
-    """Lags -KERNEL_HALF..KERNEL_HALF of the analytic signal of irfft(kernel_spectrum)."""
-    one_sided = np.zeros(size, dtype=np.complex128)
-    one_sided[: len(kernel_spectrum)] = kernel_spectrum
-    one_sided[1 : len(kernel_spectrum)] *= 2.0
-    if size % 2 == 0:
-        one_sided[len(kernel_spectrum) - 1] *= 0.5  # the Nyquist bin is not doubled
-    response = np.fft.ifft(one_sided)
-    return np.concatenate([response[-KERNEL_HALF:], response[: KERNEL_HALF + 1]])
+    """Lags -KERNEL_HALF..KERNEL_HALF of the analytic signal of irfft(kernel_spectrum): the
+    real response by one inverse real FFT, its analytic signal over a short span around lag
+    0 (the kernel has decayed by -60 dB at +-KERNEL_SPAN lags)."""
+    response = sfft.irfft(kernel_spectrum, size)
+    span = min(KERNEL_SPAN, size // 2)
+    around = np.concatenate([response[-span:], response[:span]])
+    spectrum = np.fft.fft(around)
+    spectrum[1:span] *= 2.0
+    spectrum[span + 1 :] = 0.0
+    analytic = np.fft.ifft(spectrum)
+    return np.asarray(analytic[span - KERNEL_HALF : span + KERNEL_HALF + 1])
 
 
 def make_filter(
