@@ -7,6 +7,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+from core.events import DropoutEvent
 from core.sim.fake_bluez import PAGE_TIMEOUT, FakeBluez, SimDevice
 from core.sim.room_sim import RoomSpeaker
 
@@ -216,41 +217,17 @@ def seed_history(start: float, speed: float = 1.0, seed: int = 7) -> list[dict[s
     """
     rng = random.Random(seed)
     first_live = start + FIRST_DROP_S / speed
-    records: list[dict[str, object]] = []
+    events: list[DropoutEvent] = []
     t = first_live
+    outage = DROP_OUTAGE_S / speed
     for _ in range(6):
         # Each interval is 282 s ± 1 %, measured from the previous drop (firmware timer).
         t -= DROP_PERIOD_S / speed * (1 + rng.uniform(-0.01, 0.01))
-        records.append(
-            {
-                "type": "dropout",
-                "t": t,
-                "address": DROPPER,
-                "kind": "link",
-                "duration_s": None,
-                "phase": "start",
-            }
-        )
-        records.append(
-            {
-                "type": "dropout",
-                "t": t,
-                "address": DROPPER,
-                "kind": "link",
-                "duration_s": DROP_OUTAGE_S / speed,
-                "phase": "end",
-                "end_t": t + DROP_OUTAGE_S / speed,
-            }
+        events.append(DropoutEvent(t, DROPPER, "link", start_t=t))
+        events.append(
+            DropoutEvent(t + outage, DROPPER, "link", outage, "end", t + outage, start_t=t)
         )
     one_off = start - 1400 / speed
-    records.append(
-        {
-            "type": "dropout",
-            "t": one_off,
-            "address": "00:1A:7D:DA:71:02",
-            "kind": "transport",
-            "duration_s": None,
-            "phase": "start",
-        }
-    )
-    return sorted(records, key=lambda r: float(r["t"]))  # type: ignore[arg-type]
+    events.append(DropoutEvent(one_off, "00:1A:7D:DA:71:02", "transport", start_t=one_off))
+    records = [e.to_json() for e in events]
+    return sorted(records, key=lambda r: float(r["t"]))

@@ -14,7 +14,7 @@ from core.monitor import Monitor
 from core.probe.backends import MicBackend
 from core.probe.runner import Recording, Target
 from core.sim.demo import DemoFleet
-from core.sim.scenario import ROOM, STALLED
+from core.sim.scenario import DEFAULT_FLEET, STALLED
 from tests.cli.conftest import run_cli
 from tests.conftest import require_binary
 from tests.probe_audio.conftest import PulseServer
@@ -84,7 +84,8 @@ async def test_probe_through_pulseaudio_finds_each_speakers_latency(
     finally:
         running.cancel()
     results = {r.address: r for r in event.results}
-    assert set(results) == set(ROOM)  # every speaker whose transport is active
+    # Every speaker whose transport is active.
+    assert set(results) == {d.address for d in DEFAULT_FLEET if d.transport_state == "active"}
     assert results[STALLED].detected is False
     assert event.source == "microphone"
     for address, lead in LATENCY_S.items():
@@ -115,11 +116,11 @@ def test_probe_command_through_pulseaudio(bluetooth_sinks: PulseServer, demo_bus
 def test_probe_command_names_a_missing_sink(pulse: PulseServer, demo_bus: str) -> None:
     """A speaker that streams per BlueZ but has no sink on the audio server: exit 2."""
     result = run_cli(
-        "probe", "--bus", demo_bus, "--source", "room.monitor", "--speaker", "F4:4E:FD:10:22:07",
+        "probe", "--bus", demo_bus, "--source", "room.monitor", "--speaker", "Foyer",
         timeout=60, env=pulse.env,
     )  # fmt: skip
     assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "no audio-server sink for Lobby" in result.stderr
+    assert "no audio-server sink for Foyer" in result.stderr
 
 
 def test_probe_command_plays_on_the_sinks_it_is_told(pulse: PulseServer, demo_bus: str) -> None:
