@@ -114,13 +114,14 @@ def test_probe_command_through_pulseaudio(bluetooth_sinks: PulseServer, demo_bus
 
 
 def test_probe_command_names_a_missing_sink(pulse: PulseServer, demo_bus: str) -> None:
-    """A speaker that streams per BlueZ but has no sink on the audio server: exit 2."""
+    """A speaker that streams per BlueZ but whose sink the audio server does not have: exit
+    2 naming it (here a --sink mapping to a sink that does not exist)."""
     result = run_cli(
-        "probe", "--bus", demo_bus, "--source", "room.monitor", "--speaker", "Foyer",
-        timeout=60, env=pulse.env,
+        "probe", "--bus", demo_bus, "--source", "room.monitor", "--speaker", "Stage Left",
+        "--sink", "00:1A:7D:DA:71:01=no_such_sink", timeout=60, env=pulse.env,
     )  # fmt: skip
     assert result.returncode == 2, (result.stdout, result.stderr)
-    assert "no audio-server sink for Foyer" in result.stderr
+    assert "sink no_such_sink not found on the audio server" in result.stderr
 
 
 def test_probe_command_plays_on_the_sinks_it_is_told(pulse: PulseServer, demo_bus: str) -> None:
