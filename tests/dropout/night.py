@@ -18,6 +18,7 @@ every dropout a reader must find.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from dataclasses import dataclass, field
@@ -393,7 +394,8 @@ def run_live(
         if types is None or record.get("type") in types:
             lines.extend(e.to_json() for e in detector.observe(record, t))
     if next_tick is not None:
-        for _ in range(round(2 * STOP_SPREAD_S / tick_s)):
+        # Ticks covering twice the stop spread after the last record, however long a tick.
+        for _ in range(math.ceil(2 * STOP_SPREAD_S / tick_s) + 1):
             lines.extend(e.to_json() for e in detector.tick(next_tick))
             next_tick += tick_s
     return lines
