@@ -186,7 +186,10 @@ class ActionEvent(Event):
 
 @dataclass(frozen=True, slots=True)
 class ProbeEvent(Event):
-    """A microphone probe: per speaker its arrival, latency and offset (DESIGN §4.2)."""
+    """A microphone probe: per speaker its arrival, latency and offset (DESIGN §4.2).
+
+    `t` is when its result was known (the analysis ended), so a stream's lines stay in time
+    order; `played_t` is when the probe sounded (None on records of versions before it)."""
 
     type: ClassVar[str] = "probe"
     results: tuple[SpeakerProbe, ...]
@@ -195,6 +198,13 @@ class ProbeEvent(Event):
     source: str = "microphone"
     #: Warnings of the analysis (clipping, a silent recording…).
     warnings: tuple[str, ...] = ()
+    #: When the probe signals were emitted (Unix s); None: `t` (older records).
+    played_t: float | None = None
+
+    @property
+    def played(self) -> float:
+        """When the probe sounded: `played_t`, or `t` on records written before it existed."""
+        return self.t if self.played_t is None else self.played_t
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -204,6 +214,7 @@ class ProbeEvent(Event):
             "spread_ms": None if self.spread_ms is None else round(self.spread_ms, 3),
             "source": self.source,
             "warnings": list(self.warnings),
+            "played_t": self.played,
         }
 
     @classmethod
@@ -211,6 +222,7 @@ class ProbeEvent(Event):
         results = data.get("results")
         spread = data.get("spread_ms")
         warnings = data.get("warnings")
+        played = data.get("played_t")
         return cls(
             float(data.get("t", 0.0)),
             tuple(SpeakerProbe.from_json(r) for r in results if isinstance(r, dict))
@@ -219,6 +231,7 @@ class ProbeEvent(Event):
             float(spread) if isinstance(spread, int | float) else None,
             str(data.get("source", "microphone")),
             tuple(str(w) for w in warnings) if isinstance(warnings, list) else (),
+            float(played) if isinstance(played, int | float) else None,
         )
 
 

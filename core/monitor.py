@@ -135,15 +135,19 @@ class Monitor:
                 count += 1
         return count
 
-    def record_probe(self, event: ProbeEvent) -> None:
+    def record_probe(self, event: ProbeEvent) -> ProbeEvent:
         """A finished probe: logged, added to the drift history; a speaker it played to but
-        did not hear is `stalled` and has a `probe` dropout (DESIGN §3, §4.3)."""
+        did not hear is `stalled` and has a `probe` dropout (DESIGN §3, §4.3). Returns it as
+        published (stamped with when its result was known, `played_t` when it sounded)."""
         now = self.clock()
+        if event.played_t is None:
+            # Published now: its line's `t` is when the result was known (stream order).
+            event = replace(event, t=max(now, event.t), played_t=event.t)
         self.probes.add(event)
         not_heard = missed(event)
         state = self.mirror.state
         probed = frozenset(r.address for r in event.results)
-        changes = state.set_probe_missed(not_heard, now, event.t, probed=probed)
+        changes = state.set_probe_missed(not_heard, now, event.played, probed=probed)
         dropouts: list[DropoutEvent] = []
         names = {r.address: r.name for r in event.results}
         for address in sorted(not_heard):
@@ -155,11 +159,12 @@ class Monitor:
                     "on HCI: check its volume and that the microphone can hear it"
                 )
                 continue
-            dropouts.extend(self.detector.probe_missed(address, event.t, now))
+            dropouts.extend(self.detector.probe_missed(address, event.played, now))
         # The verdicts the probe changed (stalled, or streaming again: that ends the dropout).
         dropouts.extend(self.detector.observe_events(changes, now))
         self.state.version += 1  # the drift panel changed
         self._publish([event, *changes, *dropouts, *self._annotations(changes, dropouts, now)])
+        return event
 
     async def probe(
         self, backend: Backend, only: Sequence[str] = (), *, recheck: bool = True
@@ -191,7 +196,7 @@ class Monitor:
         finally:
             self.probing = ""
             self.state.version += 1
-        self.record_probe(event)
+        event = self.record_probe(event)
         silent = frozenset(self.state.probe_missed) & missed(event)
         if recheck and silent:
             if self._recheck is not None:

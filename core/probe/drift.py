@@ -70,14 +70,14 @@ class ProbeHistory:
         self.problem = ""
 
     def add(self, event: ProbeEvent) -> None:
-        if self.latest is None or event.t >= self.latest.t:
+        if self.latest is None or event.played >= self.latest.played:
             self.latest = event
             self.problem = ""
         for result in event.results:
             if not result.detected or result.latency_ms is None or result.offset_ms is None:
                 continue
             series = self._heard.setdefault(result.address, deque(maxlen=HISTORY))
-            series.append((event.t, result.latency_ms, result.offset_ms))
+            series.append((event.played, result.latency_ms, result.offset_ms))
 
     def load(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Probe records of the event log (oldest first); returns how many were taken."""
@@ -118,7 +118,7 @@ class ProbeHistory:
         history = {a: tuple((t, off) for t, _, off in s) for a, s in self._heard.items()}
         rates = {a: r for a in self._heard if (r := self.drift_ppm(a)) is not None}
         return DriftSummary(
-            t=latest.t,
+            t=latest.played,
             results=latest.results,
             spread_ms=latest.spread_ms,
             history=history,

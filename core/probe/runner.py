@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 from core.events import ProbeEvent
-from core.model import Speaker, SpeakerProbe
+from core.model import Speaker, SpeakerProbe, Verdict
 from core.probe.drift import with_offsets
 from core.verdict import SENT_AUDIO
 
@@ -65,13 +65,23 @@ class Backend(Protocol):
     ) -> Recording: ...
 
 
+def sent_audio(speaker: Speaker) -> bool:
+    """Audio is sent to it: connected with an active A2DP transport (streaming or stalled,
+    or still awaiting HCI's word on it: the probe is the other witness)."""
+    transport = speaker.transport
+    return (
+        speaker.connected
+        and speaker.verdict != Verdict.UNKNOWN
+        and transport is not None
+        and transport.state in ("active", "broadcasting")
+    ) or speaker.verdict in SENT_AUDIO
+
+
 def targets_for(speakers: Sequence[Speaker], only: Sequence[str] = ()) -> list[Target]:
     """The speakers that should play (transport active), or the `only` addresses asked for."""
     wanted = {a.upper() for a in only}
     chosen = [
-        s
-        for s in speakers
-        if s.in_fleet and (s.address in wanted if wanted else s.verdict in SENT_AUDIO)
+        s for s in speakers if s.in_fleet and (s.address in wanted if wanted else sent_audio(s))
     ]
     return [Target(s.address, s.name, i + 1) for i, s in enumerate(chosen)]
 

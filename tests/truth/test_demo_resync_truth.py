@@ -142,3 +142,18 @@ async def test_a_probe_miss_is_rechecked_within_seconds(
     await wait_for(lambda: _verdict(monitor, stage_left) == Verdict.STREAMING, timeout=5)
     (dropout,) = monitor.detector.dropouts(stage_left)
     assert dropout.end is not None
+
+
+async def test_a_probe_line_is_stamped_when_its_result_was_known(demo_monitor: Monitor) -> None:
+    """Issue 11 §2's rule for every line: `t` is when the fact was known, so a `watch`
+    stream stays in time order; `played_t` says when the probe sounded."""
+    monitor = demo_monitor
+    published: list = []  # type: ignore[type-arg]
+    monitor.listeners.append(published.extend)
+    before = time.time()
+    event = await monitor.probe(_room(monitor, dict(ROOM)), recheck=False)
+    assert event.played_t is not None and before <= event.played_t <= event.t
+    times = [e.t for e in published]
+    assert times == sorted(times), times
+    line = event.to_json()
+    assert line["t"] == event.t and line["played_t"] == event.played_t

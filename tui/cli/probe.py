@@ -16,10 +16,9 @@ from core.model import SourceState, sync_word
 from core.monitor import Monitor
 from core.probe import audio
 from core.probe.backends import MicBackend
-from core.probe.runner import Backend, ProbeFailed
+from core.probe.runner import Backend, ProbeFailed, sent_audio
 from core.sim.room_sim import RoomBackend
 from core.sim.scenario import ROOM
-from core.verdict import SENT_AUDIO
 from tui.cli.act import ACTION_READY_S
 from tui.cli.options import fail
 from tui.cli.source import Source, make_monitor, with_source
@@ -122,7 +121,7 @@ def _chosen_speakers(asked: list[str], speakers: Any) -> tuple[list[str], str]:
         speaker, problem = find_speaker(query, speakers)
         if speaker is None:
             return [], problem
-        if speaker.verdict not in SENT_AUDIO:
+        if not sent_audio(speaker):
             return [], (
                 f"{speaker.name} ({speaker.address}) is not streaming ({speaker.verdict}): a "
                 "probe plays only to speakers whose A2DP transport is active; start playback "
