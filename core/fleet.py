@@ -96,6 +96,11 @@ class FleetState:
         #: Paths whose verdict is `pending` only because HCI has not vouched for the stream.
         self.awaiting_media: set[str] = set()
 
+    def touch(self) -> None:
+        """Mark a change the fleet's own facts do not show (a panel's data, presence): the
+        next snapshot is new, so the screen repaints. The one way to say "changed"."""
+        self.version += 1
+
     @property
     def source_available(self) -> bool:
         return self.source.state == SourceState.CONNECTED

@@ -117,6 +117,13 @@ class Monitor:
     def state(self) -> FleetState:
         return self.mirror.state
 
+    #: True for a Monitor of live speakers; a replay of a log is not (no actions, no probes).
+    live: bool = True
+
+    def changed(self) -> None:
+        """Something shown changed outside the fleet's facts (probes, warnings, presence)."""
+        self.mirror.state.touch()
+
     @property
     def device_calls(self) -> BluezMirror | None:
         """Where actions call devices (the BlueZ mirror; None when there is no live source)."""
@@ -162,7 +169,7 @@ class Monitor:
             dropouts.extend(self.detector.probe_missed(address, event.played, now))
         # The verdicts the probe changed (stalled, or streaming again: that ends the dropout).
         dropouts.extend(self.detector.observe_events(changes, now))
-        self.state.version += 1  # the drift panel changed
+        self.changed()  # the drift panel changed
         self._publish([event, *changes, *dropouts, *self._annotations(changes, dropouts, now)])
         return event
 
@@ -183,7 +190,7 @@ class Monitor:
             self.probe_failed(message)
             raise ProbeFailed(message)
         self.probing = f"probing {len(targets)} speaker{'s' if len(targets) > 1 else ''}…"
-        self.state.version += 1
+        self.changed()
         try:
             event = await run_probe(backend, targets, clock=self.clock)
         except ProbeFailed as exc:
@@ -195,7 +202,7 @@ class Monitor:
             raise ProbeFailed(message) from exc
         finally:
             self.probing = ""
-            self.state.version += 1
+            self.changed()
         event = self.record_probe(event)
         silent = frozenset(self.state.probe_missed) & missed(event)
         if recheck and silent:
@@ -226,7 +233,7 @@ class Monitor:
         if message != self.probes.problem:
             self.mirror.warnings.append(f"probe failed: {message}")
         self.probes.problem = message
-        self.state.version += 1
+        self.changed()
 
     async def run(self) -> None:
         ticker = asyncio.create_task(self._tick())
@@ -357,7 +364,7 @@ class Monitor:
                 now_seen = (table.version, table.present_set(self.clock()))
                 if status is not None or now_seen != seen:
                     seen = now_seen
-                    self.mirror.state.version += 1  # RSSI and presence are shown: repaint
+                    self.changed()  # RSSI and presence are shown: repaint
                 if status is not None and (self.ble.state != "scanning" or "resumed" in status):
                     # Refused, paused, resumed, failed: the operator must read it.
                     self.mirror.warnings.append(status)
@@ -375,11 +382,11 @@ class Monitor:
             # knows; otherwise the exception does.
             status = self.hci.status
             self.mirror.warnings.append(status if str(exc) in status else f"HCI: {exc}")
-            self.mirror.state.version += 1
+            self.changed()
             return
         if self.hci.status:
             self.mirror.warnings.append(self.hci.status)
-            self.mirror.state.version += 1
+            self.changed()
 
     def _media(self, now: float) -> list[Event]:
         """The HCI source's rates folded into the fleet (media_pps, `stalled`)."""

@@ -42,6 +42,8 @@ def recorded_names(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
 class ReplayMonitor(Monitor):
     """A Monitor fed from recorded §4.2 records in time order."""
 
+    live = False
+
     def __init__(
         self,
         records: Iterable[Mapping[str, Any]],
@@ -140,7 +142,7 @@ class ReplayMonitor(Monitor):
     def _rewind(self) -> None:
         """Back to before the first record: no speakers, dropouts or probes yet."""
         self.mirror.state.speakers.clear()
-        self.mirror.state.version += 1
+        self.changed()
         self.detector = DropoutDetector()
         self.probes = ProbeHistory()
         self.position = 0
@@ -161,10 +163,10 @@ class ReplayMonitor(Monitor):
             state.restore(Speaker.from_json(record, t))
         elif kind == "dropout":
             self.detector.observe(record, t)
-            state.version += 1
+            self.changed()
         elif kind == "probe":  # the drift panel shows what the microphone heard then
             self.probes.load([record])
-            state.version += 1
+            self.changed()
         self._publish([RawEvent(t, dict(record))])
 
     def _status(self, state: SourceState, detail: str) -> None:

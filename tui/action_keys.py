@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from textual.css.query import NoMatches
 
 from core.model import Speaker
-from core.replay import ReplayMonitor
 from tui.actions import needs_resync, running_question
 from tui.screens.confirm import ConfirmScreen, confirm_disconnect, confirm_quit, confirm_resync_all
 from tui.style import palette_of
@@ -44,7 +43,7 @@ class ActionKeys:
 
     def _live(self) -> bool:
         """False (and says so) when actions cannot reach BlueZ: a replay shows the past."""
-        if isinstance(self.feed.monitor, ReplayMonitor):
+        if not self.feed.monitor.live:
             self.notify("This is a replay: actions work on live speakers only", timeout=4)
             return False
         return True

@@ -11,7 +11,6 @@ from core.describe import describe_event
 from core.model import sync_word
 from core.probe.backends import MicBackend
 from core.probe.runner import Backend, ProbeFailed, missed
-from core.replay import ReplayMonitor
 
 if TYPE_CHECKING:
     from tui.ingest import FleetFeed
@@ -33,7 +32,7 @@ class ProbeKeys:
         if self.feed.monitor.probing:
             self.notify("A probe is already running", timeout=3)
             return
-        if isinstance(self.feed.monitor, ReplayMonitor):
+        if not self.feed.monitor.live:
             self.notify("This is a replay: probes need live speakers", timeout=4)
             return
         self.run_probe(announce=True)

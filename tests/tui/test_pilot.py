@@ -86,6 +86,8 @@ async def test_fleet_loads_with_every_verdict(fake: FakeBluez, run: Run) -> None
         assert "connected without audio: Bar, Patio" in lines[0]
         # The status bar wraps to two lines when the bus path is long.
         assert any(line.startswith(" OK ") for line in lines[-3:-1])
+        # Under load the source's message may land a frame after the fleet.
+        await until(pilot, lambda: bool(run.posted(SourceChanged)), what="the source status")
         statuses = [m.status.state for m in run.posted(SourceChanged)]
         assert statuses[-1] == SourceState.CONNECTED
         updates = run.posted(FleetUpdated)
