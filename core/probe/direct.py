@@ -26,7 +26,7 @@ CANDIDATE_REL: Final = 0.1
 #: the ~2 400 lags of the 50 ms search stays under 5.5 x sigma with p = 0.07 %.
 PROOF_PNR: Final = 5.5
 PROOF_NOISE_S: Final = (0.02, 0.005)
-#: ...and when its analytic waveform over +-SHAPE_S matches one path of this probe (the
+#: ...and when its analytic waveform over the SHAPE_S before its peak matches one path of this probe (the
 #: kernel, or the strongest path) to at least SHAPE_MIN (normalised, any phase: reflections may
 #: be inverted). A lone path matches to > 0.9 at 6 sigma; music's low notes and drums give
 #: broader, slower peaks.
@@ -89,17 +89,18 @@ def _match(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _shape(analytic: np.ndarray, at: int, reference: int, half: int, kernel: np.ndarray) -> float:
-    """How well the analytic waveform around `at` matches one path of this probe: the better
-    of the match with the kernel (the filter's response to its reference) and with the
-    waveform around the strongest path `reference` (which also carries the speaker's own
-    response); |normalised inner product|, any phase."""
-    if at - half < 0 or at + half >= len(analytic):
+    """How well the analytic waveform up to `at` (its rising side and peak: nothing of this
+    speaker arrives before its direct path, while a reflection may follow within a fraction of
+    a ms) matches one path of this probe: the better of the match with the kernel (the
+    filter's response to its reference) and with the strongest path `reference` (which also
+    carries the speaker's own response); |normalised inner product|, any phase."""
+    if at - half < 0:
         return 0.0
-    a = analytic[at - half : at + half + 1]
+    a = analytic[at - half : at + 1]
     middle = len(kernel) // 2
-    best = _match(a, kernel[middle - half : middle + half + 1]) if middle >= half else 0.0
-    if reference - half >= 0 and reference + half < len(analytic):
-        best = max(best, _match(a, analytic[reference - half : reference + half + 1]))
+    best = _match(a, kernel[middle - half : middle + 1]) if middle >= half else 0.0
+    if reference - half >= 0:
+        best = max(best, _match(a, analytic[reference - half : reference + 1]))
     return best
 
 
