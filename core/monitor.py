@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
@@ -31,6 +32,8 @@ HCI_FIRST_SAY_S = 3.0
 #: A probe that missed a speaker is re-checked this long after, on that speaker alone, so a
 #: miss (a cough, a door) is not held until the next periodic probe (s).
 PROBE_RECHECK_S = 8.0
+#: Warnings kept for the event log panel (oldest dropped first).
+WARNINGS_KEPT = 200
 #: Dropouts kept per speaker in a snapshot (the detail view lists them).
 RECENT_DROPOUTS = 50
 
@@ -95,34 +98,40 @@ class Monitor:
         self.probes = ProbeHistory()
         #: What a running probe is doing, in words ("" when none runs).
         self.probing = ""
+        #: The fleet: what every source's facts add up to, judged (the Monitor owns it).
+        self._state = FleetState(include_all=include_all)
+        #: What the operator must read (a source failing, a probe not heard), newest last.
+        self.warnings: deque[str] = deque(maxlen=WARNINGS_KEPT)
         self.mirror = BluezMirror(
             bus,
             bus_label=bus_label,
             include_all=include_all,
             clock=clock,
             on_events=self._from_mirror,
+            state=self._state,
+            warnings=self.warnings,
         )
         #: When the HCI source was started (its first say is awaited up to HCI_FIRST_SAY_S).
         self._hci_started = clock()
         if hci is not None:
-            self.mirror.state.expect_media()
+            self._state.expect_media()
         #: The pending re-check of a probe's misses (PROBE_RECHECK_S), if any.
         self._recheck: asyncio.Task[None] | None = None
         if config is not None:
-            self.mirror.state.configure(
+            self._state.configure(
                 aliases=config.aliases, groups=config.group_of, expected=config.expected
             )
 
     @property
     def state(self) -> FleetState:
-        return self.mirror.state
+        return self._state
 
     #: True for a Monitor of live speakers; a replay of a log is not (no actions, no probes).
     live: bool = True
 
     def changed(self) -> None:
         """Something shown changed outside the fleet's facts (probes, warnings, presence)."""
-        self.mirror.state.touch()
+        self._state.touch()
 
     @property
     def device_calls(self) -> BluezMirror | None:
@@ -152,7 +161,7 @@ class Monitor:
             event = replace(event, t=max(now, event.t), played_t=event.t)
         self.probes.add(event)
         not_heard = missed(event)
-        state = self.mirror.state
+        state = self._state
         probed = frozenset(r.address for r in event.results)
         changes = state.set_probe_missed(not_heard, now, event.played, probed=probed)
         dropouts: list[DropoutEvent] = []
@@ -161,7 +170,7 @@ class Monitor:
             if state.probe_miss_contradicted(address):
                 # HCI saw its media flow after the probe played: the fresher, stronger
                 # source wins; the miss is the room's or the microphone's, not a dropout.
-                self.mirror.warnings.append(
+                self.warnings.append(
                     f"probe did not hear {names.get(address, address)}, but its media flows "
                     "on HCI: check its volume and that the microphone can hear it"
                 )
@@ -231,7 +240,7 @@ class Monitor:
         """A probe that could not run: shown in the drift panel and the log's warnings
         (once while the same problem repeats, e.g. periodic probes while nothing plays)."""
         if message != self.probes.problem:
-            self.mirror.warnings.append(f"probe failed: {message}")
+            self.warnings.append(f"probe failed: {message}")
         self.probes.problem = message
         self.changed()
 
@@ -251,7 +260,7 @@ class Monitor:
                 # without this, `await mirror` below would outlive the cancel forever.
                 raise asyncio.CancelledError
             if self.log is not None and not mirror.done():
-                self.log.append([self.mirror.state.snapshot_event(self.clock())])
+                self.log.append([self._state.snapshot_event(self.clock())])
             await mirror
         finally:
             ticker.cancel()
@@ -323,7 +332,7 @@ class Monitor:
         for address in sorted(addresses):
             period = self.detector.period(address)
             out.extend(
-                self.mirror.state.annotate(
+                self._state.annotate(
                     address,
                     self.detector.last_dropout(address),
                     round(period.period_s, 1) if period else None,
@@ -359,7 +368,7 @@ class Monitor:
                 pass
             seen = (-1, frozenset[str]())
             while True:
-                status = await self.ble.follow(self.mirror.state.speakers.values())
+                status = await self.ble.follow(self._state.speakers.values())
                 table = self.ble.presence.table
                 now_seen = (table.version, table.present_set(self.clock()))
                 if status is not None or now_seen != seen:
@@ -367,7 +376,7 @@ class Monitor:
                     self.changed()  # RSSI and presence are shown: repaint
                 if status is not None and (self.ble.state != "scanning" or "resumed" in status):
                     # Refused, paused, resumed, failed: the operator must read it.
-                    self.mirror.warnings.append(status)
+                    self.warnings.append(status)
                 await asyncio.sleep(TICK_S)
         finally:
             await self.ble.stop()
@@ -381,11 +390,11 @@ class Monitor:
             # The source's status already says what went wrong (and what to do) when it
             # knows; otherwise the exception does.
             status = self.hci.status
-            self.mirror.warnings.append(status if str(exc) in status else f"HCI: {exc}")
+            self.warnings.append(status if str(exc) in status else f"HCI: {exc}")
             self.changed()
             return
         if self.hci.status:
-            self.mirror.warnings.append(self.hci.status)
+            self.warnings.append(self.hci.status)
             self.changed()
 
     def _media(self, now: float) -> list[Event]:
@@ -395,12 +404,12 @@ class Monitor:
         rates = self.hci.rates(now)
         facts = {a: MediaFacts(r.pps, r.last_media_t, r.since) for a, r in rates.items()}
         ready = self.hci.caught_up or now - self._hci_started >= HCI_FIRST_SAY_S
-        return self.mirror.state.set_media(facts, now, ready=ready)
+        return self._state.set_media(facts, now, ready=ready)
 
     def media_settled(self) -> bool:
         """True when no verdict waits for the HCI source's word any more (`watch` waits for
         this, bounded, so that its first snapshot is complete)."""
-        state = self.mirror.state
+        state = self._state
         return state.media_ready and not state.awaiting_media
 
     async def _tick(self) -> None:

@@ -74,7 +74,7 @@ class ReplayMonitor(Monitor):
         return float(self.records[-1]["t"]) if self.records else 0.0
 
     async def run(self) -> None:
-        state = self.mirror.state
+        state = self.state
         self._say_where()
         while True:
             if self.position >= len(self.records) and not self.finished.is_set():
@@ -125,7 +125,7 @@ class ReplayMonitor(Monitor):
         target = min(self.end_t, max(self.start_t, self.now + delta_s))
         if target < self.now:
             self._rewind()
-        state = self.mirror.state
+        state = self.state
         while (
             self.position < len(self.records) and float(self.records[self.position]["t"]) <= target
         ):
@@ -141,7 +141,7 @@ class ReplayMonitor(Monitor):
 
     def _rewind(self) -> None:
         """Back to before the first record: no speakers, dropouts or probes yet."""
-        self.mirror.state.speakers.clear()
+        self.state.speakers.clear()
         self.changed()
         self.detector = DropoutDetector()
         self.probes = ProbeHistory()
@@ -170,7 +170,5 @@ class ReplayMonitor(Monitor):
         self._publish([RawEvent(t, dict(record))])
 
     def _status(self, state: SourceState, detail: str) -> None:
-        events: list[Event] = self.mirror.state.set_source(
-            SourceStatus(state, detail, "replay"), self.now
-        )
+        events: list[Event] = self.state.set_source(SourceStatus(state, detail, "replay"), self.now)
         self._publish(events)

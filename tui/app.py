@@ -314,11 +314,11 @@ class BtmonApp(ActionKeys, ProbeKeys, ReplayKeys, App[int]):
         self.query_one(EventLog).toggle_class("hidden")
 
     def action_toggle_all(self) -> None:
-        mirror = self.feed.mirror
-        mirror.set_include_all(not mirror.state.include_all)
+        monitor = self.feed.monitor
+        monitor.mirror.set_include_all(not monitor.state.include_all)
         self.notify(
             "Showing every paired device"
-            if mirror.state.include_all
+            if monitor.state.include_all
             else "Showing speakers only (A2DP sinks)",
             timeout=3,
         )

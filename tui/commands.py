@@ -84,7 +84,7 @@ class FleetCommands(Provider):
         speaker = app.selected_speaker()
         return fleet_commands(
             speaker.name if speaker is not None else None,
-            app.feed.mirror.state.include_all,
+            app.feed.monitor.state.include_all,
             app.offers,
         )
 

@@ -67,7 +67,7 @@ class FleetFeed:
 
     def pull(self) -> tuple[FleetSnapshot, list[Event]] | None:
         """The new snapshot and events, or None when nothing changed since the last pull."""
-        state = self.mirror.state
+        state = self.monitor.state
         second = int(self.monitor.clock())
         # Countdowns to expected dropouts move every second even when nothing else does.
         ticking = second != self._last_second and self.monitor.has_periods()
@@ -85,4 +85,4 @@ class FleetFeed:
         self.history.clear()
 
     def warnings(self) -> list[str]:
-        return list(self.mirror.warnings)
+        return list(self.monitor.warnings)

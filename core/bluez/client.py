@@ -101,16 +101,20 @@ class BluezMirror:
         include_all: bool = False,
         clock: Callable[[], float] = time.time,
         on_events: EventSink | None = None,
+        state: FleetState | None = None,
+        warnings: deque[str] | None = None,
     ) -> None:
+        """`state` and `warnings`: the Monitor's, which owns them; a mirror run on its own
+        (tests, tools) makes its own."""
         self.bus_spec = bus_spec
         #: How the bus is named in status lines ("the system bus", "the demo's private bus").
         self.where = bus_label or describe_bus(bus_spec)
         self.clock = clock
         self.cache = ObjectCache()
-        self.state = FleetState(include_all=include_all)
+        self.state = state if state is not None else FleetState(include_all=include_all)
         self.on_events = on_events
         self.bus: MessageBus | None = None
-        self.warnings: deque[str] = deque(maxlen=200)
+        self.warnings: deque[str] = warnings if warnings is not None else deque(maxlen=200)
         self._seen_warnings: set[str] = set()
         self._owner: str | None = None
         self._pending_serial: int | None = None

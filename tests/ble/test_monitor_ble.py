@@ -73,7 +73,7 @@ async def test_rssi_of_advertising_speakers_on_the_scanned_adapter(
     assert -61 <= (rssi(monitor, BAR) or 0) <= -55
     assert rssi(monitor, STAGE_LEFT) is None  # it advertises, but hci0 is not scanned
     assert monitor.snapshot().ble_status == "BLE scanning on hci1"
-    assert list(monitor.mirror.warnings) == []  # starting as asked is not a warning
+    assert list(monitor.warnings) == []  # starting as asked is not a warning
     assert set(fake.discovering) == {"hci1"}
 
 
@@ -90,7 +90,7 @@ async def test_adapter_that_streams_is_refused(
     )
     assert monitor.ble.state == "refused"
     assert monitor.snapshot().ble_status == refusal
-    await wait_for(lambda: refusal in monitor.mirror.warnings, message="the warning")
+    await wait_for(lambda: refusal in monitor.warnings, message="the warning")
     assert fake.adapter_calls == []  # hci0's discovery was never touched
     assert rssi(monitor, STAGE_LEFT) is None
 
@@ -116,11 +116,11 @@ async def test_scan_pauses_while_a_speaker_streams_through_the_adapter(
         "BLE scanning on hci1 paused: Bar started streaming through it (scanning would make "
         "the audio stutter)"
     )
-    assert list(monitor.mirror.warnings) == [paused]
+    assert list(monitor.warnings) == [paused]
     fake.set_transport_state(BAR, "idle")
     await wait_for(lambda: monitor.ble is not None and monitor.ble.state == "scanning")
     assert "hci1" in fake.discovering
-    assert list(monitor.mirror.warnings)[-1] == (
+    assert list(monitor.warnings)[-1] == (
         "BLE scanning on hci1 resumed: nothing streams there"
     )
 

@@ -103,7 +103,7 @@ async def test_a_probe_miss_that_hci_contradicts_is_no_stall_and_no_dropout(
         assert _verdict(monitor, BAR) in (Verdict.STREAMING, Verdict.STALLED)
     assert _verdict(monitor, BAR) == Verdict.STREAMING
     assert monitor.detector.dropouts(BAR) == []
-    assert any("probe did not hear Bar" in w for w in monitor.mirror.warnings)
+    assert any("probe did not hear Bar" in w for w in monitor.warnings)
 
 
 class _CoughOnce:

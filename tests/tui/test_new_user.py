@@ -219,7 +219,7 @@ async def test_ctrl_p_offers_the_fleet_commands_by_name(
         await pilot.press("ctrl+u", *"show all")
         await until(pilot, lambda: "Show all devices" in screen_text(app), what="show all")
         await pilot.press("enter")
-        await until(pilot, lambda: app.feed.mirror.state.include_all, what="every device")
+        await until(pilot, lambda: app.feed.monitor.state.include_all, what="every device")
 
 
 async def test_esc_closes_the_keys_panel(fake: FakeBluez, bluez_service: FakeService) -> None:

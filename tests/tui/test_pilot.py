@@ -203,7 +203,7 @@ async def test_a_toggles_every_paired_device(fake: FakeBluez, run: Run) -> None:
         assert "Desk Keyboard" not in verdicts(run.app)
 
         await pilot.press("a")
-        assert run.app.feed.mirror.state.include_all
+        assert run.app.feed.monitor.state.include_all
         await until(pilot, lambda: "Desk Keyboard" in verdicts(run.app), what="the keyboard row")
         # The keyboard and the demo's own non-speaker, the Ops Phone.
         assert "Ops Phone" in verdicts(run.app)
@@ -214,7 +214,7 @@ async def test_a_toggles_every_paired_device(fake: FakeBluez, run: Run) -> None:
         )
 
         await pilot.press("a")
-        assert not run.app.feed.mirror.state.include_all
+        assert not run.app.feed.monitor.state.include_all
         await until(pilot, lambda: "Desk Keyboard" not in verdicts(run.app), what="speakers only")
         assert run.app.query_one(FleetTable).row_count == DEMO_ROWS
 

@@ -77,13 +77,12 @@ async def _watch(source: Source, as_json: bool, duration: float | None, include_
     if source.log_error:
         print(f"btmon-tui: warning: {source.log_error}", file=sys.stderr)
     monitor.load_history(source.history)
-    mirror = monitor.mirror
     task = asyncio.create_task(monitor.run())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
-    ready = await mirror.wait_ready(READY_S)
+    ready = await monitor.wait_ready(READY_S)
     if ready:
         settle_until = time.monotonic() + SETTLE_S
         while not monitor.media_settled() and time.monotonic() < settle_until:
@@ -100,22 +99,22 @@ async def _watch(source: Source, as_json: bool, duration: float | None, include_
             return fail(monitor.ble.status)
         if monitor.ble.state == "error":
             print(f"btmon-tui: warning: {monitor.ble.status}", file=sys.stderr)
-    snapshot_event = mirror.state.snapshot_event(mirror.clock())
+    snapshot_event = monitor.state.snapshot_event(monitor.clock())
     if as_json:
         out.write(snapshot_event.to_line() + "\n")
     else:
-        snap = mirror.snapshot()
+        snap = monitor.snapshot()
         out.write(f"{clock_time(snap.t)}  {snap.counts.line()}\n")
         for s in snap.speakers:
             names[s.address] = s.name
             codec = s.transport.codec if s.transport and s.transport.codec else "-"
             out.write(f"  {s.verdict.value:15} {s.name:20} {s.address}  {s.adapter:5} {codec}\n")
     if not ready:
-        status = mirror.state.source
+        status = monitor.state.source
         print(f"btmon-tui: {status.detail}", file=sys.stderr)
         if as_json:
             out.write(
-                f'{{"type":"source","t":{mirror.clock()},"state":"{status.state.value}",'
+                f'{{"type":"source","t":{monitor.clock()},"state":"{status.state.value}",'
                 f'"detail":{_json_str(status.detail)}}}\n'
             )
     out.flush()
