@@ -344,7 +344,12 @@ class EventStore:
 
     def _read_error(self, exc: sqlite3.Error) -> StoreError:
         if _code(exc) in _DAMAGED:
-            return _damaged(self.path)
+            # Only reading (report, replay): the file may be anything the user pointed at,
+            # so no advice to move it.
+            return StoreError(
+                f"{self.path} is not a btmon-tui event log (not an SQLite database, or a "
+                "damaged one): check the path"
+            )
         if "no such table" in str(exc):
             return StoreError(f"{self.path} is not a btmon-tui event log: check the path (--db)")
         return StoreError(f"cannot read {self.path}: {exc}")

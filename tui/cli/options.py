@@ -141,9 +141,14 @@ def duration_arg(text: str) -> float:
 
 def positive_seconds(text: str) -> float:
     """--timeout: more than 0 s."""
-    value = seconds(text, what="a time limit")
+    try:
+        value = seconds(text, what="a time limit")
+    except argparse.ArgumentTypeError:
+        value = -1.0
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: a time limit must be more than 0 s")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a time limit is a number of seconds above 0 (e.g. 30, 2m)"
+        )
     return value
 
 

@@ -99,6 +99,9 @@ async def _watch(source: Source, as_json: bool, duration: float | None, include_
             return fail(monitor.ble.status)
         if monitor.ble.state == "error":
             print(f"btmon-tui: warning: {monitor.ble.status}", file=sys.stderr)
+    if ready and monitor.hci is not None and not monitor.hci.caught_up:
+        # Asked for, but it has not spoken (no capture file yet, a stalled btmon -w).
+        print(f"btmon-tui: warning: {monitor.hci.status}", file=sys.stderr)
     snapshot_event = monitor.state.snapshot_event(monitor.clock())
     if as_json:
         out.write(snapshot_event.to_line() + "\n")
