@@ -27,7 +27,10 @@ def scene_history(now: float, capture: Path) -> list[dict[str, Any]]:
     """Write the HCI capture to `capture`; the records to load as history."""
     static_capture(DEFAULT_FLEET, capture, now - CAPTURE_S, now)
     names = {d.address: d.name for d in DEFAULT_FLEET}
-    probes = past_probes(ROOM, names, now, count=PROBES, every_s=PROBE_EVERY_S)
+    # The probes played to the speakers whose transport is active in the scene, as the app's.
+    playing = {d.address for d in DEFAULT_FLEET if d.connected and d.transport_state == "active"}
+    room = {a: speaker for a, speaker in ROOM.items() if a in playing}
+    probes = past_probes(room, names, now, count=PROBES, every_s=PROBE_EVERY_S)
     return [*seed_history(now), *(p.to_json() for p in probes)]
 
 
