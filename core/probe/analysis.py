@@ -316,7 +316,7 @@ def analyze(recording: np.ndarray, rate: int, reference: ProbeSet) -> Analysis:
         warnings.append(
             "no probe was heard: check that the speakers play and the microphone hears them"
         )
-    gaps = find_gaps(rec, rate)
+    gaps = find_gaps(rec, rate, spectrum=spectrum, size=n_fft)
     return Analysis(rate, rec.size / rate, tuple(arrivals), spread, gaps, tuple(warnings))
 
 

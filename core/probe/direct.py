@@ -38,7 +38,8 @@ SHAPE_MIN: Final = 0.8
 #: The noise level is the larger of the MAD and the RMS: music's bursts are heavy-tailed, and
 #: the MAD alone would not see them.
 _MAD_TO_SIGMA: Final = 1.0 / 0.6745
-#: ...and the MAD over AFTER_S after it.
+#: ...and the MAD over AFTER_S after it, left out the lags over the candidate threshold (this
+#: speaker's early reflections; a direct path 1 ms before a reflection 3x louder is common).
 AFTER_S: Final = 0.005
 #: Lags kept clear before a candidate when measuring its noise (its own main lobe).
 GUARD_S: Final = 0.0005
@@ -76,13 +77,24 @@ def _noise_before(corr: np.ndarray, at: int, rate: int) -> float:
     return level
 
 
-def _noise_after(corr: np.ndarray, at: int, strongest: int, rate: int) -> float:
-    """The MAD noise level over AFTER_S after `at` (not reaching the strongest path): leakage
-    that rises just after a noise peak shows there. The median ignores this speaker's own
-    early reflections, which are sparse."""
+def _noise_after(
+    corr: np.ndarray,
+    envelope: np.ndarray,
+    lo: int,
+    at: int,
+    strongest: int,
+    limit: float,
+    rate: int,
+) -> float:
+    """The MAD noise level over AFTER_S after envelope index `at` (short of the strongest
+    path), leaving out the lags where the envelope exceeds `limit` (this speaker's early
+    reflections): leakage that rises just after a noise peak shows there."""
     guard = int(GUARD_S * rate)
     start, stop = at + guard, min(at + int(AFTER_S * rate), strongest - guard)
-    values = corr[start:stop]
+    if stop - start < 48:
+        return 0.0
+    quiet = envelope[start:stop] < limit
+    values = corr[lo + start : lo + stop][quiet]
     return float(np.median(np.abs(values))) * _MAD_TO_SIGMA if values.size >= 48 else 0.0
 
 
@@ -129,7 +141,7 @@ def pick_direct(
         local = max(
             sigma,
             _noise_before(corr, lo + int(candidate), rate),
-            _noise_after(corr, lo + int(candidate), lo + strongest, rate),
+            _noise_after(corr, envelope, lo, int(candidate), strongest, threshold, rate),
         )
         proven = peak >= PROOF_PNR * local and (
             _shape(analytic, int(candidate), strongest, half, kernel) >= SHAPE_MIN

@@ -22,14 +22,13 @@ import scipy.fft as sfft
 #: fraction of a ms, long enough to contain a cycle of anything above 500 Hz.
 FRAME_S: Final = 0.002
 HOP_S: Final = 0.0005
-#: Welch frames of the tone test (4096 samples at 48 kHz: 11.7 Hz bins).
-WELCH_SIZE: Final = 4096
-#: At most this many Welch frames, spread over the recording (a tone is everywhere in it).
-WELCH_FRAMES: Final = 48
-#: The recording is "one tone" when +-TONE_BINS bins around its spectral peak hold this share
-#: of its power (a tone at 15 dB SNR in pink noise: ~97 %; music: < 20 %).
+#: The tone test ignores the spectrum below RUMBLE_HZ (DC, the room's rumble) and counts the
+#: power within TONE_HZ of the peak as the tone's (its holes spread it over a few Hz).
+RUMBLE_HZ: Final = 25.0
+TONE_HZ: Final = 50.0
+#: The recording is "one tone" when TONE_HZ around its spectral peak hold this share of its
+#: power (a tone at 15 dB SNR in pink noise: ~97 %; music: < 20 %).
 TONE_SHARE: Final = 0.5
-TONE_BINS: Final = 4
 #: Programme-to-floor contrast (median levels) below which nothing can be told apart (issue 11:
 #: a hole must be found whenever it is >= 10 dB below the programme; 2 dB of allowance).
 MIN_CONTRAST_DB: Final = 8.0
@@ -93,36 +92,31 @@ class _Track:
     tonal: bool = False
 
 
-def _tone_frequency(recording: np.ndarray, rate: int) -> float | None:
-    """The frequency of the one tone that dominates the recording, if one does."""
-    size = min(WELCH_SIZE, len(recording))
-    count = len(recording) // size
-    if count == 0 or size < 64:
-        return None
-    picks = np.linspace(0, count - 1, min(count, WELCH_FRAMES)).astype(np.int64)
-    frames = recording[: count * size].reshape(count, size)[picks] * np.hanning(size)
-    power = np.sum(np.abs(sfft.rfft(frames.astype(np.float32), axis=1)) ** 2, axis=0)
-    power[:2] = 0.0  # DC and the room's rumble are not a tone
+def _tone_frequency(spectrum: np.ndarray, size: int, rate: int) -> float | None:
+    """The frequency of the one tone that dominates the recording (its real FFT at `size`),
+    if one does."""
+    power = np.abs(spectrum) ** 2
+    bin_hz = rate / size
+    power[: int(RUMBLE_HZ / bin_hz) + 1] = 0.0  # DC and the room's rumble are not a tone
     total = float(power.sum())
-    if total <= 0:
+    if total <= 0 or power.size < 3:
         return None
     peak = int(np.argmax(power))
-    share = float(power[max(0, peak - TONE_BINS) : peak + TONE_BINS + 1].sum()) / total
+    reach = max(1, round(TONE_HZ / bin_hz))
+    share = float(power[max(0, peak - reach) : peak + reach + 1].sum()) / total
     if share < TONE_SHARE:
         return None
     lo, mid, hi = power[peak - 1 : peak + 2] if 0 < peak < len(power) - 1 else (0, 1, 0)
     denom = lo - 2 * mid + hi
     offset = 0.5 * (lo - hi) / denom if denom < 0 else 0.0
-    return float((peak + offset) * rate / size)
+    return float((peak + offset) * bin_hz)
 
 
-def _analytic_power(recording: np.ndarray) -> np.ndarray:
+def _analytic_power(recording: np.ndarray, spectrum: np.ndarray, size: int) -> np.ndarray:
     """|analytic signal|^2 / 2 = (x^2 + Hilbert{x}^2) / 2: a steady sine's mean square at
-    every sample. The Hilbert transform by one real FFT and back (-j on positive frequencies)."""
-    n = len(recording)
-    size = sfft.next_fast_len(n, real=True)
-    spectrum = sfft.rfft(recording.astype(np.float32), size)
-    quadrature = sfft.irfft(spectrum * -1j, size)[:n]
+    every sample. The Hilbert transform from the recording's real FFT (-j on positive
+    frequencies) and one inverse."""
+    quadrature = sfft.irfft(spectrum * -1j, size)[: len(recording)]
     return np.asarray((recording**2 + quadrature.astype(np.float64) ** 2) / 2)
 
 
@@ -132,16 +126,23 @@ def _box_means(values: np.ndarray, frame: int, hop: int) -> np.ndarray:
     return np.asarray((sums[starts + frame] - sums[starts]) / frame)
 
 
-def level_track(recording: np.ndarray, rate: int) -> _Track:
-    """The level of FRAME_S frames every HOP_S: in the tone's band for a one-tone recording."""
+def level_track(
+    recording: np.ndarray, rate: int, spectrum: np.ndarray | None = None, size: int = 0
+) -> _Track:
+    """The level of FRAME_S frames every HOP_S: in the tone's band for a one-tone recording.
+    `spectrum` may bring the recording's real FFT at `size` (>= its length), if already made."""
     hop = max(1, round(HOP_S * rate))
-    tone = _tone_frequency(recording, rate)
+    if spectrum is None or size < len(recording):
+        size = sfft.next_fast_len(max(1, len(recording)), real=True)
+        spectrum = sfft.rfft(recording.astype(np.float32), size)
+    tone = _tone_frequency(spectrum, size, rate)
     if tone is None:
         frame = max(1, round(FRAME_S * rate))
         if len(recording) < frame:
             return _Track(np.zeros(0), np.zeros(0), frame, hop)
         # the analytic signal's power: no ripple at twice a low note's frequency
-        value = np.maximum(_box_means(_analytic_power(recording), frame, hop), 0.0)
+        power = _analytic_power(recording, spectrum, size)
+        value = np.maximum(_box_means(power, frame, hop), 0.0)
         return _Track(value, np.maximum(10 * np.log10(value + 1e-30), FLOOR_DB), frame, hop)
     # Whole periods of the double frequency, so the demodulated tone's image averages out.
     frame = max(1, round(max(1, round(FRAME_S * 2 * tone)) * rate / (2 * tone)))
@@ -190,9 +191,17 @@ def _edge(track: _Track, lo: int, hi: int, level: float, rising: bool) -> float 
     return lo + k + float(np.clip(fraction, 0.0, 1.0))
 
 
-def find_gaps(recording: np.ndarray, rate: int, *, min_gap_ms: float = 20.0) -> tuple[Gap, ...]:
-    """Silences >= `min_gap_ms` with programme before and after them (none in pure silence)."""
-    track = level_track(np.asarray(recording, dtype=np.float64), rate)
+def find_gaps(
+    recording: np.ndarray,
+    rate: int,
+    *,
+    min_gap_ms: float = 20.0,
+    spectrum: np.ndarray | None = None,
+    size: int = 0,
+) -> tuple[Gap, ...]:
+    """Silences >= `min_gap_ms` with programme before and after them (none in pure silence).
+    `spectrum`: the recording's real FFT at `size`, if the caller has it (saves one FFT)."""
+    track = level_track(np.asarray(recording, dtype=np.float64), rate, spectrum, size)
     levels = track.db
     if levels.size == 0 or levels.max() <= FLOOR_DB:
         return ()

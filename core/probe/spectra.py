@@ -106,9 +106,10 @@ def _hann(freqs: np.ndarray, band: tuple[float, float]) -> np.ndarray:
 
 def _normalised(kernel_spectrum: np.ndarray, n_fft: int) -> float:
     """Value at lag 0 of the inverse real FFT of `kernel_spectrum` (its peak)."""
-    total = kernel_spectrum[0].real + 2 * np.sum(kernel_spectrum[1:].real)
+    real = np.real(kernel_spectrum)
+    total = real[0] + 2 * np.sum(real[1:])
     if n_fft % 2 == 0:
-        total -= kernel_spectrum[-1].real  # the Nyquist bin is not doubled
+        total -= real[-1]  # the Nyquist bin is not doubled
     return float(total / n_fft)
 
 
@@ -118,12 +119,13 @@ def _filter_spectrum(
     weight: np.ndarray,
     power: np.ndarray,
 ) -> np.ndarray:
-    """W conj(S) / max(P, floor), scaled so that the kernel W|S|^2/P peaks at 1."""
+    """W conj(S) / max(P, floor), scaled so that the kernel W|S|^2/P peaks at 1 (the real
+    factor first: one complex product instead of a complex division and two products)."""
     in_band = weight > 0
     floor = MAX_BOOST * float(power[in_band].max()) if np.any(in_band) else 1.0
-    filt = weight * np.conj(spectrum) / np.maximum(power, max(floor, 1e-300))
-    peak = _normalised(spectrum * filt, n_fft)
-    return np.asarray(filt / peak) if peak > 0 else filt
+    factor = weight / np.maximum(power, max(floor, 1e-300))
+    peak = _normalised(factor * (spectrum.real**2 + spectrum.imag**2), n_fft)
+    return np.asarray((factor / peak if peak > 0 else factor) * np.conj(spectrum))
 
 
 def _centroid(signal: np.ndarray) -> float:

@@ -19,7 +19,9 @@ SEED = fresh_seed()
 
 
 def test_no_confident_wrong_arrival_under_music_and_noise() -> None:
-    """6 speakers, music (+ pink) or babble at 10-40 dB: every arrival within 0.25 ms."""
+    """6 speakers, music (+ pink) or babble at 10-40 dB: every arrival within 0.25 ms, or
+    (a weak direct path under a louder reflection) the strongest path with a warning; never
+    an early one."""
     probes = design_probes(6, RATE)
     bad = []
     for k in range(5):
@@ -29,11 +31,14 @@ def test_no_confident_wrong_arrival_under_music_and_noise() -> None:
             SEED + k, probes, duration_s=3.0, snr_db=float(rng.uniform(10, 40)), noise=noise
         )
         found = analyze(scene.recording, RATE, probes)
-        for truth, arrival in zip(scene.speakers, found.arrivals, strict=True):
+        for index, (truth, arrival) in enumerate(
+            zip(scene.speakers, found.arrivals, strict=True), start=1
+        ):
             if truth.present and arrival.detected and arrival.arrival_ms is not None:
                 error = arrival.arrival_ms - truth.arrival_ms
-                if abs(error) > 0.25:
-                    bad.append((scene.describe(), round(error, 3)))
+                warned = any(w.startswith(f"speaker {index}: a peak") for w in found.warnings)
+                if error < -0.25 or (error > 0.25 and not warned):
+                    bad.append((scene.describe(), index, round(error, 3)))
     assert not bad, f"PROBE_SEED={SEED}: {bad}"
 
 
@@ -71,13 +76,13 @@ def test_the_strongest_path_with_a_warning_when_nothing_earlier_is_proven() -> N
             Room((SpeakerPath(direct, 0.02),), 10.0, None, duration_s=1.5), probes, rng
         )
         burst, size = int((direct + rng.uniform(0.46, 0.48)) * RATE), int(0.02 * RATE)
-        recording[burst : burst + size] += rng.standard_normal(size) * 0.2
+        recording[burst : burst + size] += rng.standard_normal(size) * 0.4
         found = analyze(recording, RATE, probes)
         arrival = found.arrivals[0]
         assert arrival.arrival_ms is not None, f"PROBE_SEED={SEED}"
         assert abs(arrival.arrival_ms - direct * 1000) < 0.05, f"PROBE_SEED={SEED}"
         assert arrival.strongest_ms is not None
-        assert abs(arrival.arrival_ms - arrival.strongest_ms) < 0.02  # the skew fit aside
+        assert abs(arrival.arrival_ms - arrival.strongest_ms) < 0.05  # the skew fit aside
         assert any("could not be confirmed" in w for w in found.warnings), (
             f"PROBE_SEED={SEED}: {found.warnings}"
         )
