@@ -68,6 +68,8 @@ SHARP_DB: Final = 5.0
 #: Frames within this of the loudest sustained level (and above the mid-point between it and the
 #: floor) make the programme's median level: music's quiet passages, not the room's silence.
 PROGRAMME_RANGE_DB: Final = 30.0
+#: The cheap first look (rough track) accepts this much less contrast than the real one.
+SCREEN_SLACK_DB: Final = 3.0
 #: Levels are floored here (an all-zero frame is -200 dB, not -inf).
 FLOOR_DB: Final = -200.0
 
@@ -127,10 +129,17 @@ def _box_means(values: np.ndarray, frame: int, hop: int) -> np.ndarray:
 
 
 def level_track(
-    recording: np.ndarray, rate: int, spectrum: np.ndarray | None = None, size: int = 0
+    recording: np.ndarray,
+    rate: int,
+    spectrum: np.ndarray | None = None,
+    size: int = 0,
+    *,
+    rough: bool = False,
 ) -> _Track:
     """The level of FRAME_S frames every HOP_S: in the tone's band for a one-tone recording.
-    `spectrum` may bring the recording's real FFT at `size` (>= its length), if already made."""
+    `spectrum` may bring the recording's real FFT at `size` (>= its length), if already made.
+    `rough`: the plain mean square instead of the analytic signal's power (a low note ripples
+    in it, which only adds quiet frames: good enough to see that there is no silence)."""
     hop = max(1, round(HOP_S * rate))
     if spectrum is None or size < len(recording):
         size = sfft.next_fast_len(max(1, len(recording)), real=True)
@@ -141,7 +150,7 @@ def level_track(
         if len(recording) < frame:
             return _Track(np.zeros(0), np.zeros(0), frame, hop)
         # the analytic signal's power: no ripple at twice a low note's frequency
-        power = _analytic_power(recording, spectrum, size)
+        power = recording**2 if rough else _analytic_power(recording, spectrum, size)
         value = np.maximum(_box_means(power, frame, hop), 0.0)
         return _Track(value, np.maximum(10 * np.log10(value + 1e-30), FLOOR_DB), frame, hop)
     # Whole periods of the double frequency, so the demodulated tone's image averages out.
@@ -201,7 +210,22 @@ def find_gaps(
 ) -> tuple[Gap, ...]:
     """Silences >= `min_gap_ms` with programme before and after them (none in pure silence).
     `spectrum`: the recording's real FFT at `size`, if the caller has it (saves one FFT)."""
-    track = level_track(np.asarray(recording, dtype=np.float64), rate, spectrum, size)
+    rec = np.asarray(recording, dtype=np.float64)
+    if spectrum is None or size < len(rec):
+        size = sfft.next_fast_len(max(1, len(rec)), real=True)
+        spectrum = sfft.rfft(rec.astype(np.float32), size)
+    track = level_track(rec, rate, spectrum, size, rough=True)
+    if not track.tonal:
+        # A probe recording seldom holds a silence: look with the cheap track first.
+        if not _gaps(track, rate, min_gap_ms, screen=True):
+            return ()
+        track = level_track(rec, rate, spectrum, size)
+    return _gaps(track, rate, min_gap_ms)
+
+
+def _gaps(track: _Track, rate: int, min_gap_ms: float, *, screen: bool = False) -> tuple[Gap, ...]:
+    """The gaps in a level track; with `screen`, a placeholder as soon as any silence inside
+    the programme at least half as long as a gap is seen (nothing measured, nothing judged)."""
     levels = track.db
     if levels.size == 0 or levels.max() <= FLOOR_DB:
         return ()
@@ -217,7 +241,7 @@ def find_gaps(
         return ()  # never quiet: no silence anywhere
     floor = float(np.median(levels[quiet]))  # the room where the programme is absent
     contrast = programme - floor
-    if contrast < MIN_CONTRAST_DB:
+    if contrast < MIN_CONTRAST_DB - (SCREEN_SLACK_DB if screen else 0.0):
         return ()  # no contrast: steady noise, or a programme without any quiet moment
     deepest = SILENT_MAX_TONE_DB if track.tonal else SILENT_MAX_DB
     threshold = programme - min(max(SILENT_MIN_DB, contrast / 2), deepest)
@@ -235,6 +259,10 @@ def find_gaps(
     gaps = []
     for run_start, run_stop in _runs(silent[first : last + 1]):
         i0, i1 = first + run_start, first + run_stop  # silent frames i0 .. i1 - 1
+        if screen:
+            if (i1 - i0) * hop_s * 1000 >= 0.5 * min_gap_ms:
+                return (Gap(start_ms=i0 * hop_s * 1000, duration_ms=0.0),)
+            continue
         if float(np.median(levels[i0:i1])) > programme - HOLE_DEPTH_DB:
             continue
         before = levels[max(0, i0 - 2 * box - 2) : max(0, i0 - box // 2)]
