@@ -1,16 +1,18 @@
 """Issue 11 §4: probes and gaps on recordings made the way an outside tester makes them.
 
-`.venv/bin/python -m bench probe-field [--scenes N] [--gap-scenes M] [--seed S] [--runs R]`
+`.venv/bin/python -m bench probe-field` (PROBE_SEED=N repeats a run), or
+`.venv/bin/python -m bench.probe_field [--scenes N] [--gap-scenes M] [--seed S] [--runs R]`.
 
-Scenes come from tests/probe/scenes.py (plain numpy, not the product's room model): 1-8
-speakers at -10..0 dB, 0-40 dB SNR of the whole probe mix against pink noise, babble, music or
-music with pink noise, peak -36..-6 dBFS in 16 bits, clock skew ±60 ppm, reflections louder
-than the direct path in half the scenes, a diffuse tail, 2-10 s recordings and every tenth one
-60 s. Gap scenes: tones of 200-5000 Hz (3 in 4) or music with 20-500 ms holes, 3-10 ms dips,
-lead silence and early stops, pink noise or babble at 15-40 dB, peak -36..-6 dBFS.
-A fresh seed every run unless --seed or PROBE_SEED pins it. Peers in the same run: the textbook
-arrival (cross-correlation argmax + parabola) and the fixed gap rule (2 ms frames 25 dB under
-the median). Not a test: it prints tables and PASS/FAIL against the targets, and exits 0.
+Scenes come from tests/probe/scenes.py and gap_scenes.py (plain numpy, not the product's room
+model): 1-8 speakers at -10..0 dB, 0-40 dB SNR of the whole probe mix against pink noise,
+babble, music or music with pink noise, peak -36..-6 dBFS in 16 bits, clock skew ±60 ppm,
+reflections louder than the direct path in half the scenes, a diffuse tail, 2-10 s recordings
+and every tenth one 60 s. Gap scenes: tones of 200-5000 Hz (3 in 4) or music with 20-500 ms
+holes, 3-10 ms dips, lead silence and early stops, pink noise or babble at 15-40 dB, peak
+-36..-6 dBFS. A fresh seed every run unless --seed or PROBE_SEED pins it. Peers in the same
+run: the textbook arrival (cross-correlation argmax + parabola) and the fixed gap rule (2 ms
+frames 25 dB under the median). Not a test: it prints tables and PASS/FAIL against the
+targets, and exits 0.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from bench.common import fmt, machine, percentile, verdict
 from bench.probe_accuracy import _timing
 from core.probe.analysis import analyze, textbook_arrivals
 from core.probe.signals import design_probes
-from tests.probe.scenes import RATE, arrival_scene, fresh_seed, gap_scene, score_gaps
+from tests.probe.gap_scenes import gap_scene, score_gaps
+from tests.probe.scenes import RATE, arrival_scene, fresh_seed
 
 #: Targets of issue 11 §4.
 MAX_OFF_MS, P95_MS, DETECT_PCT, REJECT_PCT = 0.25, 0.25, 99.0, 95.0

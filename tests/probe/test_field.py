@@ -13,7 +13,8 @@ from core.probe.analysis import analyze
 from core.probe.gaps import find_gaps
 from core.probe.room import Room, SpeakerPath, render
 from core.probe.signals import design_probes
-from tests.probe.scenes import RATE, arrival_scene, fresh_seed, gap_scene, score_gaps
+from tests.probe.gap_scenes import gap_scene, score_gaps
+from tests.probe.scenes import RATE, arrival_scene, fresh_seed
 
 SEED = fresh_seed()
 
