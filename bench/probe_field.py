@@ -18,6 +18,7 @@ targets, and exits 0.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -29,8 +30,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import fmt, machine, percentile, verdict
-from bench.probe_accuracy import _timing
 from core.probe.analysis import analyze, textbook_arrivals
+from core.probe.room import random_room, render
 from core.probe.signals import design_probes
 from tests.probe.gap_scenes import gap_scene, score_gaps
 from tests.probe.scenes import RATE, arrival_scene, fresh_seed
@@ -113,6 +114,24 @@ def _gaps(scenes: int, seed: int) -> dict[str, dict[str, int]]:
     return out
 
 
+def _timing(duration_s: float, runs: int) -> tuple[float, float]:
+    """Median seconds of ours and of the textbook on one room (6 speakers, heavy reverb, 10 dB),
+    the two run in turn so that the shared machine's load drifts over both alike."""
+    probes = design_probes(6, RATE)
+    rng = np.random.default_rng(7)
+    room = random_room(rng, 6, snr_db=10.0, reverb="heavy", duration_s=duration_s)
+    recording = render(room, probes, rng)
+    ours, book = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        analyze(recording, RATE, probes)
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        textbook_arrivals(recording, RATE, probes)
+        book.append(time.perf_counter() - start)
+    return statistics.median(ours), statistics.median(book)
+
+
 def _pct(part: int, whole: int) -> float:
     return 100.0 * part / max(1, whole)
 
@@ -122,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=200, help="arrival scenes")
     parser.add_argument("--gap-scenes", type=int, default=300, help="gap scenes")
     parser.add_argument("--seed", type=int, default=None, help="default: fresh (PROBE_SEED)")
-    parser.add_argument("--runs", type=int, default=5, help="timing runs (median)")
+    parser.add_argument("--runs", type=int, default=11, help="timing runs (median)")
     args = parser.parse_args(list(argv or []))
     seed = args.seed if args.seed is not None else fresh_seed()
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine().items()))
@@ -186,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     holes_pct = _pct(total["ours"], total["holes"])
     false_per_10 = 10.0 * total["ours_false"] / max(1, total["n"])
 
-    print("\ntiming (median of runs), 6 speakers, 48 kHz")
+    print("\ntiming (median of runs, ours and textbook in turn), 6 speakers, 48 kHz")
     ratios = []
     for duration in (3.0, 60.0):
         runs = args.runs if duration < 10 else max(3, args.runs // 2)
