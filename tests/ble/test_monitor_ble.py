@@ -120,9 +120,7 @@ async def test_scan_pauses_while_a_speaker_streams_through_the_adapter(
     fake.set_transport_state(BAR, "idle")
     await wait_for(lambda: monitor.ble is not None and monitor.ble.state == "scanning")
     assert "hci1" in fake.discovering
-    assert list(monitor.warnings)[-1] == (
-        "BLE scanning on hci1 resumed: nothing streams there"
-    )
+    assert list(monitor.warnings)[-1] == ("BLE scanning on hci1 resumed: nothing streams there")
 
 
 async def test_tui_shows_rssi_in_the_detail(fake: FakeBluez, bluez_service: FakeService) -> None:

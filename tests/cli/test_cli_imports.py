@@ -3,12 +3,9 @@ and parsing alone loads neither numpy nor D-Bus (issue 13 §3; pyproject's contr
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 
-from tests.cli.conftest import ROOT
+from tests.fresh import fresh_json
 
 IMPORT = textwrap.dedent(
     """
@@ -24,17 +21,9 @@ IMPORT = textwrap.dedent(
 )
 
 
-def _fresh_import(*modules: str) -> dict:
-    result = subprocess.run(
-        [sys.executable, "-c", IMPORT, *modules],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def _fresh_import(*modules: str) -> dict:  # type: ignore[type-arg]
+    report: dict = fresh_json(IMPORT, *modules)  # type: ignore[type-arg]
+    return report
 
 
 def test_every_command_module_imports_without_textual() -> None:

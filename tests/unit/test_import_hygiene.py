@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+from tests.fresh import fresh_json
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,16 +29,7 @@ IMPORT_ALL_CORE = textwrap.dedent(
 
 def test_importing_all_of_core_loads_no_ui_library() -> None:
     """A fresh interpreter that imports every core module has no textual/rich/tui loaded."""
-    result = subprocess.run(
-        [sys.executable, "-c", IMPORT_ALL_CORE, *FORBIDDEN],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = fresh_json(IMPORT_ALL_CORE, *FORBIDDEN)
     # the walk really reached the domain modules (an empty walk would pass vacuously)
     for module in (
         "core.model",
