@@ -317,7 +317,7 @@ class BtmonApp(ActionKeys, ProbeKeys, ReplayKeys, App[int]):
         monitor = self.feed.monitor
         monitor.mirror.set_include_all(not monitor.state.include_all)
         self.notify(
-            "Showing every paired device"
+            "Showing every device (unpaired ones marked, never counted)"
             if monitor.state.include_all
             else "Showing speakers only (A2DP sinks)",
             timeout=3,

@@ -34,7 +34,7 @@ KEYS = (
     ),
     ("l", "show or hide the event log"),
     ("tab", "move to the event log, then ↑ ↓ PgUp PgDn Home End scroll it (tab again: back)"),
-    ("a", "show every paired device, or only speakers"),
+    ("a", "show every device (non-speakers; unpaired ones nearby, marked), or only the fleet"),
     ("ctrl+p", "commands by name: resync, probe, connect, disconnect, show all devices, keys"),
     ("?", "this help"),
     (
