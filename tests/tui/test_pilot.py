@@ -209,9 +209,7 @@ async def test_a_toggles_every_paired_device(fake: FakeBluez, run: Run) -> None:
         assert "Ops Phone" in verdicts(run.app)
         # Plus the neighbour's unpaired speaker, which only `a` lists.
         assert run.app.query_one(FleetTable).row_count == DEMO_ROWS + 3
-        await until(
-            pilot, lambda: "Showing every device" in screen_text(run.app), what="toast"
-        )
+        await until(pilot, lambda: "Showing every device" in screen_text(run.app), what="toast")
 
         await pilot.press("a")
         assert not run.app.feed.monitor.state.include_all
