@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from core.model import Speaker
+from core.model import SENDING_STATES, Speaker
 
 #: A device counts as present when it advertised within this many seconds (BLE devices
 #: advertise every 20 ms–10.24 s by the Core spec; 10 s tolerates a few missed scans).
 PRESENT_WITHIN_S: Final = 10.0
 #: Transport states in which audio flows through the adapter: no scanning then (DESIGN §5).
-AUDIO_STATES: Final = frozenset({"active", "broadcasting"})
+AUDIO_STATES: Final = SENDING_STATES
 #: How long starting or stopping a scan may take before it counts as failed (a D-Bus round
 #: trip takes milliseconds; a hung bus must not hang the monitor).
 BLE_CALL_TIMEOUT_S: Final = 5.0

@@ -29,6 +29,7 @@ from core.dropout_history import (
     DropoutHistory,
 )
 from core.events import DropoutEvent, Event, SpeakerEvent
+from core.model import SENDING_STATES
 from core.period import Period, find_period
 
 __all__ = [
@@ -102,7 +103,7 @@ def _verdict_of(connected: bool, transport_state: str | None) -> str:
     """The §3 verdict from the link and the transport alone (logs without speaker rows)."""
     if not connected:
         return "disconnected"
-    if transport_state in ("active", "broadcasting"):
+    if transport_state in SENDING_STATES:
         return "streaming"
     if transport_state == "idle":
         return "connected-idle"

@@ -295,7 +295,7 @@ class FleetState:
     def _with_overlays(self, path: str, facts: DeviceFacts, now: float) -> DeviceFacts:
         """Facts plus what HCI and the probes know about this address."""
         transport = facts.transport
-        active = transport is not None and transport.state in ("active", "broadcasting")
+        active = transport is not None and transport.sending
         if active:
             # Seen going active: media gets a grace from then. Active at first sight: it
             # started before we looked, the HCI source knows since when it watched the link.

@@ -43,6 +43,10 @@ class Adapter:
     powered: bool | None = None
 
 
+#: MediaTransport1 states in which audio is sent to the speaker (broadcasting: BlueZ 5.78+).
+SENDING_STATES: Final = frozenset({"active", "broadcasting"})
+
+
 @dataclass(frozen=True, slots=True)
 class Transport:
     """The A2DP media transport BlueZ set up towards a speaker (org.bluez.MediaTransport1)."""
@@ -52,6 +56,11 @@ class Transport:
     codec: str | None = None
     delay_ms: float | None = None
     volume: int | None = None
+
+    @property
+    def sending(self) -> bool:
+        """Audio is sent over it (active or broadcasting), heard or not."""
+        return self.state in SENDING_STATES
 
     def to_json(self) -> dict[str, Any]:
         return {

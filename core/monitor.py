@@ -229,7 +229,7 @@ class Monitor:
         playing = {
             s.address
             for s in self.state.speakers.values()
-            if s.transport is not None and s.transport.state in ("active", "broadcasting")
+            if s.transport is not None and s.transport.sending
         }
         still = sorted(a for a in addresses if a in self.state.probe_missed and a in playing)
         if still:

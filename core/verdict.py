@@ -12,8 +12,6 @@ STALL_AFTER_S: Final = 1.0
 # Verdict families: the one place that knows which verdicts belong together.
 #: Gets audio.
 PLAYING: Final = frozenset({Verdict.STREAMING})
-#: Its A2DP transport is active: audio is sent to it, heard or not (what a probe plays to).
-SENT_AUDIO: Final = frozenset({Verdict.STREAMING, Verdict.STALLED})
 #: Looks connected but gets no audio: the illusion this tool exists to expose (named on the
 #: fleet line; what `R` resyncs while others stream).
 LINKED_SILENT: Final = frozenset({Verdict.CONNECTED_IDLE, Verdict.NO_A2DP, Verdict.STALLED})
@@ -30,7 +28,7 @@ def classify(facts: DeviceFacts, now: float, *, source_available: bool = True) -
     transport = facts.transport
     if transport is None:
         return Verdict.NO_A2DP
-    if transport.state in ("active", "broadcasting"):
+    if transport.sending:
         if facts.probe_missed:
             return Verdict.STALLED
         if facts.media_pps is not None and (

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Final, Protocol
 from core.events import ProbeEvent
 from core.model import Speaker, SpeakerProbe, Verdict
 from core.probe.drift import with_offsets
-from core.verdict import SENT_AUDIO
 
 if TYPE_CHECKING:
     import numpy as np
@@ -73,8 +72,8 @@ def sent_audio(speaker: Speaker) -> bool:
         speaker.connected
         and speaker.verdict != Verdict.UNKNOWN
         and transport is not None
-        and transport.state in ("active", "broadcasting")
-    ) or speaker.verdict in SENT_AUDIO
+        and transport.sending
+    )
 
 
 def targets_for(speakers: Sequence[Speaker], only: Sequence[str] = ()) -> list[Target]:
