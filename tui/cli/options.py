@@ -20,6 +20,8 @@ from typing import Any, Final, NoReturn
 NESTED: Final = "nested__"
 #: dest -> default of every shared option, filled in by `merge` when given nowhere.
 DEFAULTS: dict[str, Any] = {}
+#: dest -> the option as the user writes it ("include_all" -> "--all"), for messages.
+FLAGS: dict[str, str] = {}
 #: The fastest demo or replay (×): beyond it a timeline outruns any terminal or script.
 MAX_SPEED: Final = 1000.0
 #: A D-Bus address: transport:key=value[,key=value…][;…] (D-Bus specification, "Addresses").
@@ -47,6 +49,7 @@ def add(parser: argparse.ArgumentParser | Any, nested: bool, *flags: str, **kwar
     action = kwargs.get("action")
     default = kwargs.pop("default", [] if action == "append" else False if action else None)
     DEFAULTS[dest] = default
+    FLAGS[dest] = flags[0]
     name = NESTED + dest if nested else dest
     if action is None and "metavar" not in kwargs:
         kwargs["metavar"] = dest.upper()
@@ -66,8 +69,7 @@ def merge(args: argparse.Namespace) -> str:
             if isinstance(top, list):
                 sub = top + [v for v in sub if v not in top]
             elif top != sub and not problem:
-                flag = "--" + ("all" if dest == "include_all" else dest.replace("_", "-"))
-                problem = f"{flag} given twice ({top!r} and {sub!r}): give it once"
+                problem = f"{FLAGS[dest]} given twice ({top!r} and {sub!r}): give it once"
         chosen = sub if sub is not argparse.SUPPRESS else top
         if chosen is argparse.SUPPRESS:
             chosen = list(default) if isinstance(default, list) else default
@@ -102,7 +104,7 @@ def check(args: argparse.Namespace) -> str:
     if "replay" in given:
         clash = sorted({"demo", "bus", "hci", "hci_file", "ble"} & given)
         if clash:
-            flags = ", ".join("--" + c.replace("_", "-") for c in clash)
+            flags = ", ".join(FLAGS[c] for c in clash)
             return f"--replay plays a recording: leave out {flags} (or --replay)"
         if command not in (None, "watch"):
             return f"`{command}` acts on live speakers: --replay goes with the TUI or `watch`"
@@ -111,9 +113,7 @@ def check(args: argparse.Namespace) -> str:
             {"demo", "bus", "hci", "hci_file", "ble", "include_all", "replay", "speed"} & given
         )
         if live_only:
-            flag = "--" + ("all" if live_only[0] == "include_all" else live_only[0]).replace(
-                "_", "-"
-            )
+            flag = FLAGS[live_only[0]]
             return f"{flag} does not apply to `{command}`, which reads files: leave it out"
     return ""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from core.bluez.bus import BusUnavailable, open_bus
 from core.describe import clock_time, describe_event
 from core.events import Event
-from core.replay import MAX_PAUSE_S
+from core.replay import MAX_PAUSE_S, recorded_names
 from tui.cli.options import fail
 from tui.cli.source import Source, make_monitor, read_recording, with_source
 
@@ -147,7 +147,7 @@ def replay_watch(args: argparse.Namespace) -> int:
     if problem:
         return fail(problem)
     out = sys.stdout
-    names: dict[str, str] = {}
+    names = recorded_names(records)  # as the TUI's replay: every recorded name from the start
     stop_at = None if args.duration is None else time.monotonic() + args.duration
     previous = float(records[0]["t"])
     try:
@@ -161,10 +161,6 @@ def replay_watch(args: argparse.Namespace) -> int:
             if args.json:
                 out.write(json.dumps(dict(record), separators=(",", ":")) + "\n")
             else:
-                rows = record.get("speakers") if record.get("type") == "snapshot" else [record]
-                for row in rows or ():
-                    if isinstance(row, dict) and row.get("address") and row.get("name"):
-                        names[str(row["address"])] = str(row["name"])
                 line = describe_event(dict(record), names)
                 if line:
                     out.write(f"{clock_time(t)}  {line}\n")
