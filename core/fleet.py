@@ -313,10 +313,10 @@ class FleetState:
             and not self.probe_miss_contradicted(facts.address)
         )
         awaiting = active and not self.media_ready
-        if media is None and active and self.media_source and started is not None:
-            # Went active while HCI watches: give the capture time to attribute the link.
-            awaiting = awaiting or 0 <= now - started < MEDIA_ATTRIBUTION_S
         if media is None:
+            if active and self.media_source and started is not None:
+                # Went active while HCI watches: give the capture time to attribute the link.
+                awaiting = awaiting or 0 <= now - started < MEDIA_ATTRIBUTION_S
             if not (missed or awaiting):
                 return facts
             return replace(facts, probe_missed=missed, awaiting_media=awaiting)
