@@ -233,19 +233,27 @@ class DropoutDetector:
             out.extend(self._judge(address, spk, now, silence.start + wait))
         started = spk.stall_check
         if started is not None and now - started > wait:
-            spk.stall_check = None
-            if (
-                spk.open == ("stall", started)
-                and spk.released_t is not None
-                and spk.released_t >= started
-                and not self._others_streaming(address, started, started + wait)
-            ):
-                # Media stopped, then the transport was released with the whole fleet's: the
-                # music stopped (PipeWire pauses an idle node before suspending it).
-                stall = self.history.find(address, "stall", started)
-                if stall is not None:
-                    out.append(self._cancel(spk, stall, now, "music stopped"))
+            out.extend(self._judge_stall(address, spk, now, started + wait))
         return out
+
+    def _judge_stall(
+        self, address: str, spk: _Speaker, now: float, until: float
+    ) -> list[DropoutEvent]:
+        """An open stall whose transport was then released while nobody streamed all through
+        it, up to its deadline or the speaker's return (`until`), was the music stopping
+        (PipeWire pauses an idle node before suspending it): retracted."""
+        started = spk.stall_check
+        spk.stall_check = None
+        if (
+            started is None
+            or spk.open != ("stall", started)
+            or spk.released_t is None
+            or spk.released_t < started
+            or self._others_streaming(address, started, until)
+        ):
+            return []
+        stall = self.history.find(address, "stall", started)
+        return [] if stall is None else [self._cancel(spk, stall, now, "music stopped")]
 
     # -- output --------------------------------------------------------------------------
     def dropouts(self, address: str) -> list[Dropout]:
@@ -288,7 +296,11 @@ class DropoutDetector:
             elif spk.spells:
                 spk.spells[-1] = (spk.spells[-1][0], t)
         if verdict in PLAYING:
-            spk.stall_check = None
+            if spk.stall_check is not None:
+                # Back before the fleet showed what the stall was (a short break): judge it now.
+                cancelled = self._judge_stall(address, spk, t, t)
+                if cancelled:
+                    return cancelled
             if spk.silence is not None:
                 # Back before the fleet showed what the silence was: judge it now.
                 return self._judge(address, spk, t, t, ended=t)

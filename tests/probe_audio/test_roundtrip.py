@@ -19,8 +19,9 @@ LEADS_S = (0.0, 0.007, 0.023)
 #: stray (PulseAudio mixing a starting stream one room block off) stays bounded.
 BOUND_S = 0.0025
 TYPICAL_S = 0.0003
-#: Probes per test run (each ~0.4 s).
+#: Probes per set (each ~0.4 s), and sets when the first is disturbed by load.
 RUNS = 4
+ATTEMPTS = 2
 
 
 def probe_once() -> tuple[list[float], tuple[str, ...]]:
@@ -43,14 +44,22 @@ def probe_once() -> tuple[list[float], tuple[str, ...]]:
 
 
 def test_three_speakers_order_and_offsets(pulse: PulseServer) -> None:
-    errors: list[float] = []
-    for _ in range(RUNS):
-        run_errors, warnings = probe_once()
-        assert not [w for w in warnings if "silent" in w or "clipped" in w], warnings
-        errors.extend(run_errors)
-    shown = np.round(np.array(errors) * 1e3, 3).tolist()
-    assert max(abs(e) for e in errors) < BOUND_S, f"offset errors (ms): {shown}"
-    assert float(np.median(np.abs(errors))) < TYPICAL_S, f"offset errors (ms): {shown}"
+    """Every offset within BOUND_S and the median within TYPICAL_S. This machine is shared:
+    under another job's load PulseAudio mixes a starting stream a block or two off (seen in
+    CI: one offset of 12 at 5.8 ms, the rest under 2.2 ms). A wrong emission time is off in
+    every probe, so a second set of probes is taken when the first is disturbed, and the
+    bounds must hold for one of the two."""
+    shown: list[list[float]] = []
+    for _ in range(ATTEMPTS):
+        errors: list[float] = []
+        for _ in range(RUNS):
+            run_errors, warnings = probe_once()
+            assert not [w for w in warnings if "silent" in w or "clipped" in w], warnings
+            errors.extend(run_errors)
+        shown.append(np.round(np.array(errors) * 1e3, 3).tolist())
+        if max(abs(e) for e in errors) < BOUND_S and np.median(np.abs(errors)) < TYPICAL_S:
+            return
+    pytest.fail(f"offset errors (ms) in {ATTEMPTS} sets of {RUNS} probes: {shown}")
 
 
 def test_silent_speaker_is_flagged(pulse: PulseServer) -> None:
@@ -80,13 +89,16 @@ def test_full_scale_is_flagged_as_clipping(pulse: PulseServer) -> None:
 
 @pytest.mark.parametrize("lead", [0.0, 0.0125])
 def test_single_speaker_latency_is_its_lead(pulse: PulseServer, lead: float) -> None:
+    """The median of three probes within BOUND_S (one disturbed by load stays one)."""
     reference = burst(seed=3)
-    capture = play_and_record(
-        [Output(sink="spk3", device=None, signal=with_lead(reference, lead))],
-        rate=RATE,
-        source="room.monitor",
-        pre_roll_s=0.05,
-        tail_s=0.05,
-    )
-    error = arrival_s(capture.recording, reference) - capture.emission_s[0] - lead
-    assert abs(error) < BOUND_S
+    errors = []
+    for _ in range(3):
+        capture = play_and_record(
+            [Output(sink="spk3", device=None, signal=with_lead(reference, lead))],
+            rate=RATE,
+            source="room.monitor",
+            pre_roll_s=0.05,
+            tail_s=0.05,
+        )
+        errors.append(arrival_s(capture.recording, reference) - capture.emission_s[0] - lead)
+    assert abs(float(np.median(errors))) < BOUND_S, [round(e * 1e3, 3) for e in errors]
