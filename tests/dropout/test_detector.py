@@ -392,6 +392,25 @@ CASES: dict[str, tuple[list[Step], list[Ev]]] = {
             (A, "cancelled", "stall", 10.0, 16.0, None, None, ()),
         ],
     ),
+    # The same, but the next song starts before the stall's deadline (a short break): judged
+    # when it comes back, retracted, not ended as a dropout (CI seed 271662920).
+    "stall, a music stop, music again within 5 s: retracted": (
+        [
+            *fleet(0),
+            spk(9.3, C, "connected-idle"),
+            spk(10, A, "stalled"),
+            spk(10.01, B, "connected-idle"),
+            spk(10.7, A, "connected-idle"),
+            spk(15.1, A, "streaming"),
+            spk(17.0, B, "streaming"),
+            spk(17.4, C, "streaming"),
+            *ticks(17.5, 25),
+        ],
+        [
+            (A, "start", "stall", 10.0, 10.0, None, None, ()),
+            (A, "cancelled", "stall", 10.0, 15.1, None, None, ()),
+        ],
+    ),
     # Two speakers within TOGETHER_WITHIN_S: each dropout names the other (the first one's
     # start event cannot know yet; its end event and its record do). A third, later: alone.
     "together": (
