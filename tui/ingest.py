@@ -55,7 +55,6 @@ class FleetFeed:
             )
         monitor.on_events = self._on_events
         self.monitor = monitor
-        self.mirror = self.monitor.mirror
         self._last_version = -1
         self._last_second = -1
 
