@@ -15,7 +15,7 @@ from core.events import DropoutEvent
 from core.model import FleetSnapshot, SourceState, SourceStatus, Verdict
 from tests.tui.helpers import FIXED_NOW
 from tui.actions import running_question
-from tui.alerts import MAX_DROPOUT_TOASTS, alerts
+from tui.alerts import MAX_DROPOUT_TOASTS, Alerts
 from tui.commands import fleet_commands
 from tui.keys import offered
 from tui.layout import SIDE_PANEL_MAX, SIDE_PANEL_MIN, side_panel_width, too_small_text
@@ -131,7 +131,7 @@ def snapshot(now: float = FIXED_NOW) -> FleetSnapshot:
 
 def test_a_burst_of_dropouts_makes_a_few_toasts_and_one_count() -> None:
     events = [DropoutEvent(FIXED_NOW, f"AA:{k:02d}", "link") for k in range(7)]
-    toasts = alerts(snapshot(), events, {"AA:00": "Bar"}, {})
+    toasts = Alerts({"AA:00": "Bar"}).update(snapshot(), events)
     assert len(toasts) == MAX_DROPOUT_TOASTS + 1
     assert toasts[0].message.startswith("Bar: link lost")
     assert toasts[-1].message == "and 4 more dropouts (see the log)"
