@@ -131,7 +131,7 @@ async def _probe_layout(cols: int, rows: int) -> None:
             region = table.region
             layout = {
                 "size": [region.width, region.height],
-                "columns": [[c.key.value, str(c.label)] for c in table.ordered_columns],
+                "columns": [[key, label] for key, label in table.columns_shown],
             }
         bus.disconnect()
     print(json.dumps(layout), flush=True)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.text import Text
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widgets import DataTable
 
 from core.describe import VERDICT_LABEL, dropout_cell, short_stamp, timeline
 from core.model import DropoutSummary, FleetSnapshot, Speaker, Verdict
 from tui.style import COLOUR, Palette, palette_of
+from tui.widgets.row_table import RowTable
 
 #: Battery percentage below which the cell turns red (a speaker about to die mid-event).
 LOW_BATTERY = 20
@@ -89,7 +90,7 @@ def step_label(step: str, width: int = STEP_WIDTH) -> str:
     return label if len(label) <= width else label[: width - 1].rstrip(" ;,") + "…"
 
 
-COLUMNS_WIDE = (
+COLUMNS_WIDE: tuple[tuple[str, str], ...] = (
     ("verdict", "Verdict"),
     ("name", "Name"),
     ("address", "Address"),
@@ -137,13 +138,14 @@ def columns_for(width: int, media: bool = False) -> tuple[tuple[str, str], ...]:
     return (*columns[:at], MEDIA_COLUMN, *columns[at:])
 
 
-class FleetTable(DataTable[Text | str]):
+class FleetTable(RowTable):
     """The fleet; posts SpeakerSelected when the cursor moves to another speaker.
 
     A speaker with a running action shows its step instead of its verdict (`show_step`).
+    Only the cells that changed are repainted (tui/widgets/row_table.py).
     """
 
-    BINDINGS = [Binding("enter", "open", "Details", show=True)]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "open", "Details", show=True)]
 
     @dataclass
     class SpeakerSelected(Message):
@@ -153,14 +155,21 @@ class FleetTable(DataTable[Text | str]):
     class OpenDetail(Message):
         path: str
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+        disabled: bool = False,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes, disabled=disabled)
         #: What each row's cells show now, to touch only the cells that change.
         self._cells: dict[str, dict[str, Text | str]] = {}
         #: The inputs each row was last drawn from (skip rows whose inputs did not change).
         self._row_keys: dict[str, tuple[object, ...]] = {}
         self._order: list[str] = []
-        self._columns: tuple[tuple[str, str], ...] = ()
+        self._columns_shown: tuple[tuple[str, str], ...] = ()
         self._snapshot: FleetSnapshot | None = None
         #: address -> the step of its running action, shown in place of the verdict.
         self._steps: dict[str, str] = {}
@@ -171,12 +180,17 @@ class FleetTable(DataTable[Text | str]):
             return None
         return self._order[self.cursor_row]
 
+    @property
+    def columns_shown(self) -> tuple[tuple[str, str], ...]:
+        """The columns (key, label) the table shows now."""
+        return self._columns_shown
+
     def show(self, snapshot: FleetSnapshot) -> None:
         """Bring the table in line with a snapshot, touching only cells that changed."""
         self._snapshot = snapshot
         columns = columns_for(self.size.width, bool(snapshot.hci_status))
         order = [s.path for s in snapshot.speakers]
-        if columns != self._columns or order != self._order:
+        if columns != self._columns_shown or order != self._order:
             self._rebuild(snapshot, columns)
             return
         for speaker in snapshot.speakers:
@@ -190,7 +204,7 @@ class FleetTable(DataTable[Text | str]):
         else:
             self._steps.pop(address, None)
         snapshot = self._snapshot
-        if snapshot is None or self._columns != columns_for(
+        if snapshot is None or self._columns_shown != columns_for(
             self.size.width, bool(snapshot.hci_status)
         ):
             return
@@ -217,25 +231,24 @@ class FleetTable(DataTable[Text | str]):
         self._row_keys[speaker.path] = key
         new = self._values(speaker, snapshot)
         old = self._cells.get(speaker.path, {})
-        for key, _label in self._columns:
-            if new[key] != old.get(key):
-                # A longer name (a new alias) widens its column instead of being cut.
-                self.update_cell(speaker.path, key, new[key], update_width=key == "name")
+        changed = {k: new[k] for k, _label in self._columns_shown if new[k] != old.get(k)}
+        # A longer name (a new alias) widens its column instead of being cut.
+        self.update_row(speaker.path, changed, fit=("name",))
         self._cells[speaker.path] = new
 
     def _rebuild(self, snapshot: FleetSnapshot, columns: tuple[tuple[str, str], ...]) -> None:
         selected = self.selected_path
-        self.clear(columns=columns != self._columns)
-        if columns != self._columns:
-            for key, label in columns:
-                self.add_column(label, key=key, width=FIXED_WIDTHS.get(key))
-            self._columns = columns
+        if columns != self._columns_shown:
+            self.set_columns(columns, FIXED_WIDTHS)
+            self._columns_shown = columns
         self._cells = {}
         self._row_keys = {}
+        rows: list[tuple[str, dict[str, Text | str]]] = []
         for speaker in snapshot.speakers:
             values = self._values(speaker, snapshot)
-            self.add_row(*(values[key] for key, _ in columns), key=speaker.path)
+            rows.append((speaker.path, values))
             self._cells[speaker.path] = values
+        self.set_rows(rows)
         self._order = [s.path for s in snapshot.speakers]
         if selected in self._order:
             self.move_cursor(row=self._order.index(selected), animate=False)
@@ -244,10 +257,10 @@ class FleetTable(DataTable[Text | str]):
         if self._snapshot is None:
             return
         columns = columns_for(self.size.width, bool(self._snapshot.hci_status))
-        if columns != self._columns:
+        if columns != self._columns_shown:
             self._rebuild(self._snapshot, columns)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_row_table_row_highlighted(self, event: RowTable.RowHighlighted) -> None:
         event.stop()
         self.post_message(self.SpeakerSelected(self.selected_path))
 
@@ -256,6 +269,6 @@ class FleetTable(DataTable[Text | str]):
         if path is not None:
             self.post_message(self.OpenDetail(path))
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_row_table_row_selected(self, event: RowTable.RowSelected) -> None:
         event.stop()
         self.action_open()
