@@ -167,16 +167,3 @@ class Alerts:
     def forget(self) -> None:
         """A replay went back in time: its predictions may be announced again."""
         self._announced.clear()
-
-
-def alerts(
-    snapshot: FleetSnapshot,
-    events: Sequence[Event],
-    names: Mapping[str, str],
-    warned: dict[str, float],
-) -> list[Toast]:
-    """Every toast a new snapshot and its events call for, in order (the app's old entry
-    point, until the fleet screen holds an Alerts)."""
-    session = Alerts(names)
-    session._announced = warned
-    return session.update(snapshot, events)

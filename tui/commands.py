@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final
+from typing import Final
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.dom import DOMNode
+
+from tui.screens.fleet import FleetScreen
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,21 +81,22 @@ class FleetCommands(Provider):
     """The fleet view's commands, found by name (fuzzy), run as their keys would run them."""
 
     def _commands(self) -> list[Command]:
-        app: Any = self.app
-        if self.screen is not app.screen_stack[0]:
+        fleet = self.screen
+        if not isinstance(fleet, FleetScreen):
             return [HELP_COMMAND]  # over the detail or help screen: the fleet is not in view
-        speaker = app.selected_speaker()
+        speaker = fleet.selected_speaker()
         return fleet_commands(
-            speaker.name if speaker is not None else None,
-            app.feed.monitor.state.include_all,
-            app.offers,
+            speaker.name if speaker is not None else None, fleet.include_all, fleet.offers
         )
+
+    def _run(self, command: Command) -> Callable[[], object]:
+        """Runs `command` where its key is bound: help on the app, the rest on the fleet."""
+        where: DOMNode = self.app if command == HELP_COMMAND else self.screen
+        return partial(self.app.run_action, command.action, where)
 
     async def discover(self) -> Hits:
         for command in self._commands():
-            yield DiscoveryHit(
-                command.title, partial(self.app.run_action, command.action), help=command.help
-            )
+            yield DiscoveryHit(command.title, self._run(command), help=command.help)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -100,8 +104,5 @@ class FleetCommands(Provider):
             score = matcher.match(command.title)
             if score > 0:
                 yield Hit(
-                    score,
-                    matcher.highlight(command.title),
-                    partial(self.app.run_action, command.action),
-                    help=command.help,
+                    score, matcher.highlight(command.title), self._run(command), help=command.help
                 )

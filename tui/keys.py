@@ -1,5 +1,7 @@
-"""The fleet view's keys, and which of them it offers when (live or replay, an action running,
-the keys panel open): one place for the footer, the key presses and the Ctrl+P commands."""
+"""The keys: the fleet view's (its screen offers them, so Textual hides them on the help,
+detail and question screens), the app's (help, quit), and which fleet keys are offered when
+(live or replay, an action running, the keys panel open). One place for the footer, the key
+presses and the Ctrl+P commands."""
 
 from __future__ import annotations
 
@@ -7,29 +9,26 @@ from typing import Final
 
 from textual.binding import Binding, BindingType
 
-from tui.replay_keys import REPLAY_ACTIONS, REPLAY_BINDINGS
-
-#: Actions that act on the fleet view's speakers (hidden on the help and detail screens).
-FLEET_ACTIONS: Final = frozenset(
-    {
-        "toggle_log",
-        "toggle_all",
-        "resync",
-        "resync_all",
-        "connect",
-        "disconnect",
-        "cancel_action",
-        "probe",
-        "live_only",
-        *REPLAY_ACTIONS,
-    }
-)
+#: Seconds ← and → move the replay's clock.
+SEEK_S: Final = 60
+#: The replay's keys; priority, so ← → reach the replay before the table (which would scroll
+#: sideways). Each is offered only while a replay shows the fleet view.
+REPLAY_BINDINGS: Final[list[BindingType]] = [
+    Binding("space", "replay_pause", "Pause", key_display="space"),
+    Binding("left", f"replay_seek({-SEEK_S})", "-1 min", key_display="←", priority=True),
+    Binding("right", f"replay_seek({SEEK_S})", "+1 min", key_display="→", priority=True),
+    Binding("plus,equals_sign", "replay_speed(2)", "Faster", key_display="+"),
+    Binding("minus", "replay_speed(0.5)", "Slower", key_display="-"),
+]
+#: The replay's actions, to hide them when no replay runs.
+REPLAY_ACTIONS: Final = frozenset({"replay_pause", "replay_seek", "replay_speed"})
 #: Actions that need live speakers: a replay hides them (its footer shows its own keys).
 LIVE_ACTIONS: Final = frozenset({"resync", "resync_all", "connect", "disconnect", "probe"})
 
-#: The footer shows actions and the way to the rest (?, q) in 80 columns; l and a are in the
-#: help screen. A key with two bindings runs the first its screen offers.
-APP_BINDINGS: Final[list[BindingType]] = [
+#: The fleet view's keys. The footer shows actions and the way to the rest (?, q: the app's)
+#: in 80 columns; l and a are in the help screen. A key with two bindings runs the first the
+#: screen offers.
+FLEET_BINDINGS: Final[list[BindingType]] = [
     Binding("r", "resync", "Resync"),
     Binding("R", "resync_all", "Resync all", key_display="R"),
     Binding("c", "connect", "Connect"),
@@ -41,12 +40,16 @@ APP_BINDINGS: Final[list[BindingType]] = [
     Binding("escape", "hide_keys", show=False),
     Binding("escape", "cancel_action", "Cancel", key_display="esc"),
     *REPLAY_BINDINGS,
+    Binding("l", "toggle_log", "Log", show=False),
+    Binding("a", "toggle_all", "All devices", show=False),
+]
+
+#: Keys on every screen: help, and quit (which asks first while an action runs).
+APP_BINDINGS: Final[list[BindingType]] = [
     Binding("question_mark", "help", "Help", key_display="?"),
     Binding("q", "quit", "Quit"),
     # Ctrl+C quits as q does (asking first while an action runs), not Textual's hint.
     Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
-    Binding("l", "toggle_log", "Log", show=False),
-    Binding("a", "toggle_all", "All devices", show=False),
 ]
 
 

@@ -30,7 +30,7 @@ from tests.tui.helpers import (
     verdicts,
 )
 from tui.app import BtmonApp, make_app
-from tui.keys import APP_BINDINGS
+from tui.keys import APP_BINDINGS, FLEET_BINDINGS
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.help import help_table
@@ -189,7 +189,7 @@ async def test_help_explains_what_the_screen_shows_and_every_key(
     for words in ("6 ~4m41s →0:41", "Last hour", "loose", "scroll", "ctrl+p", "q  ctrl+c"):
         assert words in text, words
     # Every key the footer offers is in the help, in the footer's spelling.
-    for binding in APP_BINDINGS:
+    for binding in [*FLEET_BINDINGS, *APP_BINDINGS]:
         if getattr(binding, "show", False):
             key = binding.key_display or binding.key  # type: ignore[union-attr]
             assert any(line.lstrip().startswith(key) for line in text.splitlines()) or (

@@ -10,9 +10,11 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
+from core.describe import stamp
 from core.model import FleetSnapshot, SourceState
+from core.replay import ReplayMonitor
 from core.verdict import LINKED_SILENT
-from tui.style import palette_of
+from tui.style import Palette, palette_of
 
 #: Between the parts of the line.
 SEPARATOR = "  ·  "
@@ -87,6 +89,15 @@ def fleet_line_parts(
         if shown > best_shown:
             best, best_shown = parts, shown
     return best or _layout(short_counts, groups, width, short=True)
+
+
+def replay_banner(monitor: ReplayMonitor, now: float, wall_now: float, palette: Palette) -> Text:
+    """'REPLAY 26 Nov 20:03:12 ×20' (or '⏸ PAUSED'): the replay's position, with the day
+    unless it is the real today, in reverse video so no one takes it for a live fleet."""
+    text = Text(" REPLAY ", style=palette("reverse bold cyan"))
+    how = "⏸ PAUSED" if monitor.paused else f"×{monitor.speed:g}"
+    text.append(f" {stamp(now, wall_now)} {how}", style="bold")
+    return text
 
 
 class FleetLine(Static):
