@@ -16,7 +16,7 @@ What is simulated (explicitly):
   set, so the mirror's decoding, ObjectCache, facts, FleetState, events and FleetFeed all run;
   only the socket, marshalling and dbus-daemon are skipped.
 * Per simulated second: 1000 Volume changes (100 speakers x 10/s, seeded random), the
-  mirror's re-judging tick twice (it runs every 0.5 s), and the demo's dropper: one speaker
+  Monitor's tick twice (core.monitor.TICK_S), and the demo's dropper: one speaker
   drops (transport gone, Disconnected, Connected=false) at 45 s and then every 282 s, and
   comes back 6 s later (as in the default demo scenario).
 * The app's SQLite event log (core.store.EventStore, on by default in the TUI) is open, in a
@@ -49,7 +49,6 @@ from bench.common import PtyApp, child_env, fmt, rss_mb, verdict
 SIZE = (120, 40)
 SPEAKERS = 100
 CHANGES_PER_S = 1000
-TICK_S = 0.5  # BluezMirror's re-judging tick
 SAMPLE_S = 10.0  # simulated seconds between RSS samples
 WARM_S = 60.0  # simulated seconds left out of the slopes
 MIN_TAIL_S = 30.0  # simulated seconds of samples needed after WARM_S for an extrapolation
@@ -122,6 +121,7 @@ def _child_app(budget_s: float, out: str, state_dir: str) -> None:
 
     import tui.app
     from core.bluez.defs import DEVICE, TRANSPORT
+    from core.monitor import TICK_S
     from core.sim.fake_bluez import FakeBluez, device_path
     from core.sim.objtree import ObjectTree
     from core.sim.scenario import build_load
@@ -139,7 +139,9 @@ def _child_app(budget_s: float, out: str, state_dir: str) -> None:
     extra = {"log": store} if store is not None else {}
     app = tui.app.make_app("loopback", bus_label="a simulated hour", clock=clock, **extra)
     feed = app.feed
-    mirror = feed.mirror
+    monitor = feed.monitor
+    mirror = monitor.bluez
+    assert mirror is not None
     frame = asyncio.Event()
     app.post_display_hook = frame.set  # type: ignore[method-assign]
 
@@ -192,7 +194,7 @@ def _child_app(budget_s: float, out: str, state_dir: str) -> None:
                 paths[dropper] = fake.transport_path(dev)
                 back_at = None
             if step % tick_every == 0:
-                mirror._emit(mirror.state.reclassify(clock()))
+                monitor.tick(clock())
             update = feed.pull()
             if update is not None:
                 app.show_fleet(FleetUpdated(*update))
@@ -216,7 +218,7 @@ def _child_app(budget_s: float, out: str, state_dir: str) -> None:
             "samples": samples,
             "hwm_mb": rss_mb()[1],
             "history": len(feed.history),
-            "speakers": len(mirror.state.speakers),
+            "speakers": len(monitor.state.speakers),
             "event_log": store is not None,
         }
         if store is not None:

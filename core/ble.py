@@ -16,10 +16,11 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from core.model import SENDING_STATES, Speaker
+from core.model import SENDING_STATES, FleetSnapshot, SourceState, SourceStatus, Speaker
+from core.sources import Shown, Source, Warn
 
 #: A device counts as present when it advertised within this many seconds (BLE devices
 #: advertise every 20 ms–10.24 s by the Core spec; 10 s tolerates a few missed scans).
@@ -282,3 +283,67 @@ class BleScan:
         self.state, self.status = state, status
         self.decided.set()
         return status
+
+
+#: BleScan's states as source states (refused and error are final).
+SCAN_STATES: Final = {
+    "waiting": SourceState.CONNECTING,
+    "scanning": SourceState.CONNECTED,
+    "paused": SourceState.WAITING,
+    "refused": SourceState.ERROR,
+    "error": SourceState.ERROR,
+}
+
+
+class BleSource(Source):
+    """BLE presence as a Monitor source: once the fleet is known, on every tick, scanning
+    follows what streams through its adapter; presence shows in the snapshot's rows."""
+
+    name = "BLE"
+
+    def __init__(self, scan: BleScan) -> None:
+        self.scan = scan
+        self._ticked = asyncio.Event()
+
+    @property
+    def status(self) -> SourceStatus:
+        return SourceStatus(SCAN_STATES.get(self.scan.state, SourceState.ERROR), self.scan.status)
+
+    async def run(self) -> None:
+        """Start scanning once the fleet is known; pause it while its adapter streams."""
+        scan, sink = self.scan, self.sink
+        try:
+            while not await sink.fleet_ready(1.0):
+                pass
+            seen = (-1, frozenset[str]())
+            while True:
+                status = await scan.follow(sink.speakers.values())
+                table = scan.presence.table
+                now_seen = (table.version, table.present_set(scan.presence.clock()))
+                if status is not None or now_seen != seen:
+                    seen = now_seen
+                    sink.feed(Shown())  # RSSI and presence are shown: repaint
+                if status is not None and (scan.state != "scanning" or "resumed" in status):
+                    # Refused, paused, resumed, failed: the operator must read it.
+                    sink.feed(Warn(status))
+                self._ticked.clear()
+                await self._ticked.wait()
+        finally:
+            await scan.stop()
+
+    def tick(self, now: float) -> None:
+        self._ticked.set()
+
+    def view(self, snapshot: FleetSnapshot) -> FleetSnapshot:
+        table = self.scan.presence.table
+        speakers = tuple(_with_presence(s, table, snapshot.t) for s in snapshot.speakers)
+        return replace(snapshot, speakers=speakers, ble_status=self.scan.status)
+
+
+def _with_presence(speaker: Speaker, table: PresenceTable, now: float) -> Speaker:
+    """The speaker with its BLE RSSI (while present) and last-seen time."""
+    sighting = table.sighting(speaker.address)
+    if sighting is None:
+        return speaker
+    rssi = sighting.rssi if table.present(speaker.address, now) else None
+    return replace(speaker, rssi=rssi, ble_seen=sighting.seen)

@@ -1,4 +1,5 @@
-"""Monitor: the BlueZ mirror, the dropout detector and the event log wired together once.
+"""Monitor: the owner of a running btmon-tui's domain — the fleet, dropouts, probes and
+warnings — fed by its sources (core.sources: BlueZ, HCI, BLE, the replay of a log).
 
 The TUI and the headless commands both run a Monitor, so a dropout seen in one is seen the
 same way in the other, and every event reaches the log before anyone else sees it.
@@ -12,20 +13,35 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-from core.ble import BleScan, PresenceTable
+from core.ble import BleScan, BleSource
 from core.bluez.client import BluezMirror
 from core.config import Config
 from core.dropout import DropoutDetector
-from core.events import DropoutEvent, Event, ProbeEvent, SpeakerEvent
-from core.fleet import FleetState, MediaFacts
-from core.model import DropoutSummary, FleetSnapshot, Speaker
+from core.events import DropoutEvent, Event, ProbeEvent, RawEvent, SpeakerEvent
+from core.fleet import FleetState
+from core.hci.source import HciSource, MediaSource
+from core.model import DropoutSummary, FleetSnapshot, SourceState, SourceStatus, Speaker
 from core.probe.drift import ProbeHistory
 from core.probe.runner import Backend, ProbeFailed, missed, run_probe, targets_for
+from core.sources import (
+    DeviceCalls,
+    Fact,
+    Media,
+    MediaExpected,
+    Record,
+    Rewind,
+    Shown,
+    Source,
+    Status,
+    Warn,
+    apply_to_fleet,
+)
 
-#: How often held silences are judged (a tenth of core.dropout.FLEET_STOP_SPREAD_S).
-TICK_S = 0.5
+#: How often the Monitor ticks: held silences are judged, time-based verdicts re-judged,
+#: every source's `tick` called (a tenth of core.dropout.FLEET_STOP_SPREAD_S).
+TICK_S: Final = 0.5
 #: An HCI source that has not caught up with the present within this long (a capture file
 #: nobody writes yet) stops holding verdicts back: BlueZ's word stands alone (s).
 HCI_FIRST_SAY_S = 3.0
@@ -39,6 +55,8 @@ RECENT_DROPOUTS = 50
 
 EventSink = Callable[[list[Event]], None]
 
+__all__ = ["TICK_S", "EventLog", "MediaSource", "Monitor"]
+
 
 class EventLog(Protocol):
     """What the Monitor needs from the event store (core.store.EventStore)."""
@@ -46,26 +64,24 @@ class EventLog(Protocol):
     def append(self, events: Iterable[Event | dict[str, Any]]) -> None: ...
 
 
-class MediaRate(Protocol):
-    """Media packets/s of one address and its last media packet (Unix s), from HCI."""
+class _Sink:
+    """What one source may do to its Monitor (core.sources.SourceSink)."""
+
+    __slots__ = ("_monitor", "_source")
+
+    def __init__(self, monitor: Monitor, source: Source) -> None:
+        self._monitor = monitor
+        self._source = source
+
+    def feed(self, fact: Fact) -> None:
+        self._monitor._take(self._source, fact)
 
     @property
-    def pps(self) -> float: ...
-    @property
-    def last_media_t(self) -> float | None: ...
-    @property
-    def since(self) -> float | None: ...
+    def speakers(self) -> Mapping[str, Speaker]:
+        return self._monitor.state.speakers
 
-
-class MediaSource(Protocol):
-    """A live HCI source (core.hci.live.HciLive): per-address media rates."""
-
-    @property
-    def status(self) -> str: ...
-    @property
-    def caught_up(self) -> bool: ...
-    async def run(self) -> None: ...
-    def rates(self, now: float) -> Mapping[str, MediaRate]: ...
+    async def fleet_ready(self, timeout: float) -> bool:
+        return await self._monitor.wait_ready(timeout)
 
 
 class Monitor:
@@ -73,8 +89,9 @@ class Monitor:
 
     def __init__(
         self,
-        bus: str,
+        bus: str | None = None,
         *,
+        sources: Sequence[Source] = (),
         bus_label: str = "",
         include_all: bool = False,
         clock: Callable[[], float] = time.time,
@@ -84,8 +101,10 @@ class Monitor:
         ble: BleScan | None = None,
         hci: MediaSource | None = None,
     ) -> None:
+        """Watch BlueZ on `bus` (with the HCI reader `hci` and the BLE scan `ble`, if given),
+        and/or the given `sources`."""
         self.clock = clock
-        #: The live HCI source (`--hci`, `--hci-file`, the demo), None when not asked for.
+        #: The live HCI reader (`--hci`, `--hci-file`, the demo), None when not asked for.
         self.hci = hci
         #: BLE presence scanning (`--ble`), None when not asked for.
         self.ble = ble
@@ -102,21 +121,26 @@ class Monitor:
         self._state = FleetState(include_all=include_all)
         #: What the operator must read (a source failing, a probe not heard), newest last.
         self.warnings: deque[str] = deque(maxlen=WARNINGS_KEPT)
-        self.mirror = BluezMirror(
-            bus,
-            bus_label=bus_label,
-            include_all=include_all,
-            clock=clock,
-            on_events=self._from_mirror,
-            state=self._state,
-            warnings=self.warnings,
-        )
-        #: When the HCI source was started (its first say is awaited up to HCI_FIRST_SAY_S).
-        self._hci_started = clock()
-        if hci is not None:
-            self._state.expect_media()
+        #: When media facts were announced (their first say is awaited up to HCI_FIRST_SAY_S).
+        self._media_since = clock()
         #: The pending re-check of a probe's misses (PROBE_RECHECK_S), if any.
         self._recheck: asyncio.Task[None] | None = None
+        #: Sources whose run() failed: what went wrong, in words.
+        self._failed: dict[Source, str] = {}
+        #: Sources whose status is the fleet's `source` (they feed Status).
+        self._fleet_sources: set[Source] = set()
+        #: The BlueZ source built from `bus`, None without one.
+        self.bluez = BluezMirror(bus, bus_label=bus_label) if bus is not None else None
+        built: list[Source] = [] if self.bluez is None else [self.bluez]
+        built += sources
+        if hci is not None:
+            built.append(HciSource(hci))
+        if ble is not None:
+            built.append(BleSource(ble))
+        #: Every input, in the order they were given (their views apply in this order).
+        self.sources: tuple[Source, ...] = tuple(built)
+        for source in self.sources:
+            source.attach(_Sink(self, source))
         if config is not None:
             self._state.configure(
                 aliases=config.aliases, groups=config.group_of, expected=config.expected
@@ -126,17 +150,42 @@ class Monitor:
     def state(self) -> FleetState:
         return self._state
 
-    #: True for a Monitor of live speakers; a replay of a log is not (no actions, no probes).
-    live: bool = True
+    @property
+    def live(self) -> bool:
+        """True when actions and probes are possible: some source can act on its devices (a
+        replay of a log cannot)."""
+        return any(source.control is not None for source in self.sources)
+
+    @property
+    def mirror(self) -> Monitor:
+        """Transitional alias: `monitor.mirror.set_include_all(...)` is `set_include_all`."""
+        return self
 
     def changed(self) -> None:
         """Something shown changed outside the fleet's facts (probes, warnings, presence)."""
         self._state.touch()
 
     @property
-    def device_calls(self) -> BluezMirror | None:
-        """Where actions call devices (the BlueZ mirror; None when there is no live source)."""
-        return self.mirror
+    def device_calls(self) -> DeviceCalls | None:
+        """Where actions call devices: the first source with a control (None: read only)."""
+        return next((s.control for s in self.sources if s.control is not None), None)
+
+    def set_include_all(self, include_all: bool) -> None:
+        """Show every paired device (True) or only speakers; re-derives every row."""
+        self._state.include_all = include_all
+        for source in self.sources:
+            source.refresh()
+
+    def source_statuses(self) -> dict[str, SourceStatus]:
+        """Each source's status by name; a source whose run failed says so."""
+        return {
+            source.name: (
+                SourceStatus(SourceState.ERROR, self._failed[source])
+                if source in self._failed
+                else source.status
+            )
+            for source in self.sources
+        }
 
     def load_history(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Feed recorded dropouts (from the log) so periods survive a restart; returns count."""
@@ -245,47 +294,47 @@ class Monitor:
         self.changed()
 
     async def run(self) -> None:
+        """Run every source and the one ticker until cancelled (or every source ended)."""
         ticker = asyncio.create_task(self._tick())
-        mirror = asyncio.create_task(self.mirror.run())
-        ble = asyncio.create_task(self._follow_ble()) if self.ble is not None else None
-        hci = asyncio.create_task(self._run_hci()) if self.hci is not None else None
+        runs = [(source, asyncio.create_task(self._run_source(source))) for source in self.sources]
         try:
-            # The log starts with the whole fleet (names, verdicts) once BlueZ answered.
-            while not await self.mirror.wait_ready(1.0):
-                if mirror.done():
-                    break
+            # The log starts with the whole fleet (names, verdicts) once every source has
+            # its first full state in (BlueZ answered); not when one ended before that.
+            ready = True
+            for source, task in runs:
+                while ready and not await source.wait_ready(1.0):
+                    ready = not task.done()
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 # Python 3.11's wait_for swallows a cancel that lands as its wait completes;
-                # without this, `await mirror` below would outlive the cancel forever.
+                # without this, the wait below would outlive the cancel forever.
                 raise asyncio.CancelledError
-            if self.log is not None and not mirror.done():
+            if self.log is not None and ready:
                 self.log.append([self._state.snapshot_event(self.clock())])
-            await mirror
+            if runs:
+                await asyncio.wait([task for _, task in runs])
         finally:
             ticker.cancel()
-            mirror.cancel()
-            if hci is not None:
-                hci.cancel()
+            for _, task in runs:
+                task.cancel()
+            for _, task in runs:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await hci
-            if ble is not None:
-                ble.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await ble
+                    await task
 
     async def wait_ready(self, timeout: float) -> bool:
-        return await self.mirror.wait_ready(timeout)
+        """Wait until every source has its first full state in (False after `timeout` s)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for source in self.sources:
+            if not await source.wait_ready(max(0.0, deadline - loop.time())):
+                return False
+        return True
 
     def snapshot(self) -> FleetSnapshot:
-        snap = self.mirror.snapshot()
+        snap = self._state.snapshot(self.clock())
         snap = replace(snap, dropouts=self.dropout_summaries(snap.t))
-        if self.ble is not None:
-            table = self.ble.presence.table
-            speakers = tuple(_with_presence(s, table, snap.t) for s in snap.speakers)
-            snap = replace(snap, speakers=speakers, ble_status=self.ble.status)
-        if self.hci is not None:
-            snap = replace(snap, hci_status=self.hci.status)
+        for source in self.sources:
+            snap = source.view(snap)
         if self.probes.latest is not None or self.probes.problem or self.probing:
             snap = replace(snap, drift=self.probes.summary(), probing=self.probing)
         return snap
@@ -313,10 +362,84 @@ class Monitor:
         return out
 
     # -- internals -----------------------------------------------------------------------
-    def _from_mirror(self, events: list[Event]) -> None:
+    def _take(self, source: Source, fact: Fact) -> None:
+        """One fact from a source (through its sink): judged, logged, published."""
         now = self.clock()
+        match fact:
+            case Media(rates, caught_up):
+                ready = caught_up or now - self._media_since >= HCI_FIRST_SAY_S
+                self._judged(self._state.set_media(rates, now, ready=ready), now)
+            case Record(data):
+                self._record(data)
+            case Warn(text):
+                self.warnings.append(text)
+            case Shown():
+                self.changed()
+            case Rewind():
+                self._rewind()
+            case Status():
+                self._fleet_sources.add(source)  # its failure is the fleet's source's
+                self._judged(apply_to_fleet(self._state, fact, now), now)
+            case MediaExpected():
+                self._media_since = now
+                self._judged(apply_to_fleet(self._state, fact, now), now)
+            case _:  # facts about devices
+                self._judged(apply_to_fleet(self._state, fact, now), now)
+
+    def _judged(self, events: list[Event], now: float) -> None:
+        """The fleet's events, then the dropouts they start or end, then the rows those
+        dropouts annotate."""
+        if not events:
+            return
         dropouts = self.detector.observe_events(_fleet_only(events), now)
         self._publish(events + dropouts + self._annotations(events, dropouts, now))
+
+    def _record(self, record: Mapping[str, Any]) -> None:
+        """A §4.2 record (a replayed log, a remote host): its speakers are put in place as
+        they were, not re-judged; its dropouts and probes go to the history; it is published
+        again as it was."""
+        state = self._state
+        kind = record.get("type")
+        t = float(record["t"])
+        if kind == "snapshot":
+            for data in record.get("speakers") or []:
+                if isinstance(data, dict):
+                    state.restore(Speaker.from_json(data, t))
+        elif kind == "speaker":
+            state.restore(Speaker.from_json(record, t))
+        elif kind == "dropout":
+            self.detector.observe(record, t)
+            self.changed()
+        elif kind == "probe":  # the drift panel shows what the microphone heard then
+            self.probes.load([record])
+            self.changed()
+        self._publish([RawEvent(t, dict(record))])
+
+    def _rewind(self) -> None:
+        """Back to before a recording's first record: no speakers, dropouts or probes yet."""
+        self._state.speakers.clear()
+        self.changed()
+        self.detector = DropoutDetector()
+        self.probes = ProbeHistory()
+
+    async def _run_source(self, source: Source) -> None:
+        """Run one source; its failure is a warning (and its status), the others go on."""
+        try:
+            await source.run()
+        except Exception as exc:  # any source failure is shown, never fatal
+            # The source's status already says what went wrong (and what to do) when it
+            # knows; otherwise the exception does.
+            detail = source.status.detail
+            text = detail if detail and str(exc) in detail else f"{source.name}: {exc}"
+            self._failed[source] = text
+            self.warnings.append(text)
+            if source in self._fleet_sources:
+                self._take(source, Status(SourceStatus(SourceState.ERROR, text)))
+            self.changed()
+            return
+        if source.status.detail:  # it ended: its last word
+            self.warnings.append(source.status.detail)
+            self.changed()
 
     def _annotations(
         self, events: list[Event], dropouts: list[DropoutEvent], now: float
@@ -360,52 +483,6 @@ class Monitor:
         if self.on_events is not None:
             self.on_events(events)
 
-    async def _follow_ble(self) -> None:
-        """Start BLE scanning once the fleet is known; pause it while its adapter streams."""
-        assert self.ble is not None
-        try:
-            while not await self.mirror.wait_ready(1.0):
-                pass
-            seen = (-1, frozenset[str]())
-            while True:
-                status = await self.ble.follow(self._state.speakers.values())
-                table = self.ble.presence.table
-                now_seen = (table.version, table.present_set(self.clock()))
-                if status is not None or now_seen != seen:
-                    seen = now_seen
-                    self.changed()  # RSSI and presence are shown: repaint
-                if status is not None and (self.ble.state != "scanning" or "resumed" in status):
-                    # Refused, paused, resumed, failed: the operator must read it.
-                    self.warnings.append(status)
-                await asyncio.sleep(TICK_S)
-        finally:
-            await self.ble.stop()
-
-    async def _run_hci(self) -> None:
-        """Run the HCI source; its failure is a warning, monitoring goes on without it."""
-        assert self.hci is not None
-        try:
-            await self.hci.run()
-        except Exception as exc:  # any source failure is shown, never fatal
-            # The source's status already says what went wrong (and what to do) when it
-            # knows; otherwise the exception does.
-            status = self.hci.status
-            self.warnings.append(status if str(exc) in status else f"HCI: {exc}")
-            self.changed()
-            return
-        if self.hci.status:
-            self.warnings.append(self.hci.status)
-            self.changed()
-
-    def _media(self, now: float) -> list[Event]:
-        """The HCI source's rates folded into the fleet (media_pps, `stalled`)."""
-        if self.hci is None:
-            return []
-        rates = self.hci.rates(now)
-        facts = {a: MediaFacts(r.pps, r.last_media_t, r.since) for a, r in rates.items()}
-        ready = self.hci.caught_up or now - self._hci_started >= HCI_FIRST_SAY_S
-        return self._state.set_media(facts, now, ready=ready)
-
     def media_settled(self) -> bool:
         """True when no verdict waits for the HCI source's word any more (`watch` waits for
         this, bounded, so that its first snapshot is complete)."""
@@ -413,15 +490,20 @@ class Monitor:
         return state.media_ready and not state.awaiting_media
 
     async def _tick(self) -> None:
+        """The one ticker."""
         while True:
             await asyncio.sleep(TICK_S)
-            now = self.clock()
-            media = self._media(now)
-            if media:
-                self._from_mirror(media)
-            dropouts = self.detector.tick(now)
-            if dropouts:
-                self._publish([*dropouts, *self._annotations([], dropouts, now)])
+            self.tick(self.clock())
+
+    def tick(self, now: float) -> None:
+        """One tick (every TICK_S): each source's tick (HCI media), the held silences judged,
+        then the fleet's time-based verdicts and the disconnect reasons not worth waiting for."""
+        for source in self.sources:
+            source.tick(now)
+        dropouts = self.detector.tick(now)
+        if dropouts:
+            self._publish([*dropouts, *self._annotations([], dropouts, now)])
+        self._judged(self._state.reclassify(now) + self._state.expire_reasons(now), now)
 
 
 def _fleet_only(events: list[Event]) -> list[Event]:
@@ -432,12 +514,3 @@ def _fleet_only(events: list[Event]) -> list[Event]:
         for e in events
         if not isinstance(e, SpeakerEvent) or e.speaker.paired or not e.speaker.connected
     ]
-
-
-def _with_presence(speaker: Speaker, table: PresenceTable, now: float) -> Speaker:
-    """The speaker with its BLE RSSI (while present) and last-seen time."""
-    sighting = table.sighting(speaker.address)
-    if sighting is None:
-        return speaker
-    rssi = sighting.rssi if table.present(speaker.address, now) else None
-    return replace(speaker, rssi=rssi, ble_seen=sighting.seen)

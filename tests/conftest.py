@@ -11,16 +11,20 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
 import pytest
 from dbus_next.aio import MessageBus
 
 from core.bluez.client import BluezMirror
 from core.events import Event
+from core.fleet import FleetState
+from core.model import FleetSnapshot, Speaker
+from core.monitor import TICK_S
 from core.sim.daemon import PrivateBus
 from core.sim.fake_bluez import FakeBluez
 from core.sim.objtree import ObjectTree
+from core.sources import Fact, Source, Warn, apply_to_fleet
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -95,19 +99,70 @@ async def bluez_service(private_bus: str) -> AsyncIterator[FakeService]:
     await service.stop()
 
 
-class MirrorRun:
-    """A BluezMirror running as a task, with every event it emitted kept in `events`."""
+class FleetOnly:
+    """A source's sink with nothing behind it but a FleetState (no dropout detector, no
+    log, no other source): the fleet facts it feeds, their events in `events`, its warnings.
+    `run(source)` runs the source with the Monitor's re-judging tick."""
 
-    def __init__(self, mirror: BluezMirror, task: asyncio.Task[None], events: list[Event]):
+    def __init__(self, *, include_all: bool = False, clock: Callable[[], float] = time.time):
+        self.state = FleetState(include_all=include_all)
+        self.clock = clock
+        self.events: list[Event] = []
+        self.warnings: list[str] = []
+        self.source: Source | None = None
+
+    def feed(self, fact: Fact) -> None:
+        if isinstance(fact, Warn):
+            self.warnings.append(fact.text)
+        else:
+            self.events.extend(apply_to_fleet(self.state, fact, self.clock()))
+
+    @property
+    def speakers(self) -> Mapping[str, Speaker]:
+        return self.state.speakers
+
+    async def fleet_ready(self, timeout: float) -> bool:
+        return self.source is None or await self.source.wait_ready(timeout)
+
+    def snapshot(self) -> FleetSnapshot:
+        return self.state.snapshot(self.clock())
+
+    def set_include_all(self, include_all: bool) -> None:
+        self.state.include_all = include_all
+        if self.source is not None:
+            self.source.refresh()
+
+    async def run(self, source: Source) -> None:
+        self.source = source
+        source.attach(self)
+        ticker = asyncio.create_task(self._tick())
+        try:
+            await source.run()
+        finally:
+            ticker.cancel()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = self.clock()
+            self.events.extend(self.state.reclassify(now) + self.state.expire_reasons(now))
+
+
+class MirrorRun:
+    """A BluezMirror running as a task into a FleetOnly (`fleet`), with every event the
+    fleet emitted kept in `events`."""
+
+    def __init__(self, mirror: BluezMirror, fleet: FleetOnly, task: asyncio.Task[None]):
         self.mirror = mirror
+        self.fleet = fleet
         self.task = task
-        self.events = events
+        self.events = fleet.events
 
     def speaker(self, address: str):  # type: ignore[no-untyped-def]
-        return next((s for s in self.mirror.snapshot().speakers if s.address == address), None)
+        return next((s for s in self.fleet.snapshot().speakers if s.address == address), None)
 
     def verdicts(self) -> dict[str, str]:
-        return {s.address: s.verdict.value for s in self.mirror.snapshot().speakers}
+        return {s.address: s.verdict.value for s in self.fleet.snapshot().speakers}
 
 
 @pytest.fixture
@@ -115,14 +170,16 @@ async def start_mirror() -> AsyncIterator[Callable[..., Awaitable[MirrorRun]]]:
     """`run = await start_mirror(address)` starts a mirror; it is stopped after the test."""
     runs: list[MirrorRun] = []
 
-    async def start(address: str, *, wait_ready: bool = True, **kwargs: object) -> MirrorRun:
-        events: list[Event] = []
-        mirror = BluezMirror(address, on_events=events.extend, **kwargs)  # type: ignore[arg-type]
-        task = asyncio.create_task(mirror.run())
-        run = MirrorRun(mirror, task, events)
+    async def start(
+        address: str, *, wait_ready: bool = True, include_all: bool = False
+    ) -> MirrorRun:
+        mirror = BluezMirror(address)
+        fleet = FleetOnly(include_all=include_all)
+        task = asyncio.create_task(fleet.run(mirror))
+        run = MirrorRun(mirror, fleet, task)
         runs.append(run)
         if wait_ready:
-            assert await mirror.wait_ready(5.0), mirror.state.source.detail
+            assert await mirror.wait_ready(5.0), fleet.state.source.detail
         return run
 
     yield start

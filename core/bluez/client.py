@@ -1,9 +1,9 @@
-"""BluezMirror: keeps FleetState in step with BlueZ over D-Bus (DESIGN §5).
+"""BluezMirror: the BlueZ source, feeding the Monitor BlueZ's device facts over D-Bus (DESIGN §5).
 
 Match rules first, GetManagedObjects second, then every signal in message order; signals
 that arrive before the GetManagedObjects reply are already reflected in it and are dropped.
 When org.bluez leaves the bus (bluetoothd restart) the mirror clears, says so, and rebuilds
-when the name returns.
+when the name returns. The fleet these facts add up to is the Monitor's (core.sources).
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import time
-from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from dbus_next import Message, MessageType, Variant
@@ -33,12 +30,19 @@ from core.bluez.defs import (
 )
 from core.bluez.facts import adapters, device_facts
 from core.bluez.outcomes import ActionFailed
-from core.events import Event
-from core.fleet import FleetState
-from core.model import FleetSnapshot, SourceState, SourceStatus
+from core.model import DeviceFacts, SourceState, SourceStatus
+from core.sources import (
+    Adapters,
+    DeviceCalls,
+    Devices,
+    DisconnectReason,
+    Fact,
+    Source,
+    Status,
+    Warn,
+)
 
-#: How often time-based verdicts are re-judged, and how long to wait before retrying a dead bus.
-TICK_S = 0.5
+#: How long to wait before retrying a dead bus (s).
 RETRY_BUS_S = 3.0
 
 MATCH_RULES = (
@@ -49,8 +53,6 @@ MATCH_RULES = (
     f"type='signal',sender='{DBUS_SERVICE}',interface='{DBUS_SERVICE}',"
     f"member='NameOwnerChanged',arg0='{BLUEZ_SERVICE}'",
 )
-
-EventSink = Callable[[list[Event]], None]
 
 
 def unwrap_props(props: dict[str, Any]) -> dict[str, TypedValue]:
@@ -90,32 +92,21 @@ async def local_bluez_version() -> str:
     return ""
 
 
-class BluezMirror:
-    """The live source: one D-Bus connection, one ObjectCache, one FleetState."""
+class BluezMirror(Source):
+    """The live source: one D-Bus connection, one ObjectCache, device facts out."""
 
-    def __init__(
-        self,
-        bus_spec: str = "system",
-        *,
-        bus_label: str = "",
-        include_all: bool = False,
-        clock: Callable[[], float] = time.time,
-        on_events: EventSink | None = None,
-        state: FleetState | None = None,
-        warnings: deque[str] | None = None,
-    ) -> None:
-        """`state` and `warnings`: the Monitor's, which owns them; a mirror run on its own
-        (tests, tools) makes its own."""
+    name = "BlueZ"
+
+    def __init__(self, bus_spec: str = "system", *, bus_label: str = "") -> None:
         self.bus_spec = bus_spec
         #: How the bus is named in status lines ("the system bus", "the demo's private bus").
         self.where = bus_label or describe_bus(bus_spec)
-        self.clock = clock
         self.cache = ObjectCache()
-        self.state = state if state is not None else FleetState(include_all=include_all)
-        self.on_events = on_events
         self.bus: MessageBus | None = None
-        self.warnings: deque[str] = warnings if warnings is not None else deque(maxlen=200)
+        self._status = SourceStatus(SourceState.CONNECTING, "connecting to BlueZ…")
         self._seen_warnings: set[str] = set()
+        #: Paths fed with facts (a device gone from the cache is fed as gone on `refresh`).
+        self._paths: set[str] = set()
         self._owner: str | None = None
         self._pending_serial: int | None = None
         self._ready = asyncio.Event()
@@ -123,7 +114,15 @@ class BluezMirror:
         #: for it), else "".
         self.bluez_version = ""
 
-    # -- public ----------------------------------------------------------------------------
+    # -- the Source interface ----------------------------------------------------------------
+    @property
+    def status(self) -> SourceStatus:
+        return self._status
+
+    @property
+    def control(self) -> DeviceCalls:
+        return self
+
     async def call_device(
         self, path: str, member: str, signature: str = "", body: list[object] | None = None
     ) -> None:
@@ -135,15 +134,10 @@ class BluezMirror:
             self.bus, method_call(BLUEZ_SERVICE, path, DEVICE, member, signature, body)
         )
 
-    def snapshot(self) -> FleetSnapshot:
-        return self.state.snapshot(self.clock())
-
-    def set_include_all(self, include_all: bool) -> None:
-        """Show every paired device (True) or only speakers; re-derives every row."""
-        self.state.include_all = include_all
-        now = self.clock()
-        paths = set(self.cache.device_paths()) | set(self.state.speakers)
-        self._emit(self.state.update({p: device_facts(self.cache, p) for p in paths}, now))
+    def refresh(self) -> None:
+        """Feed every device again (the fleet's include-all rule changed)."""
+        paths = set(self.cache.device_paths()) | self._paths
+        self._devices({p: device_facts(self.cache, p) for p in paths})
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until the first full state from BlueZ is in (False on timeout)."""
@@ -158,7 +152,6 @@ class BluezMirror:
 
     async def run(self) -> None:
         """Mirror forever: reconnect to the bus when it drops, follow BlueZ when it restarts."""
-        ticker = asyncio.create_task(self._tick())
         if self.bus_spec == "system":
             self.bluez_version = await local_bluez_version()
         try:
@@ -178,7 +171,6 @@ class BluezMirror:
                 self._lost_bluez(f"lost the connection to {self.where}; reconnecting…")
                 await asyncio.sleep(RETRY_BUS_S)
         finally:
-            ticker.cancel()
             if self.bus is not None:
                 with contextlib.suppress(Exception):
                     self.bus.disconnect()
@@ -258,7 +250,7 @@ class BluezMirror:
             msg.interface == DEVICE or (msg.interface or "").startswith("org.bluez.Bearer.")
         ):
             reason = str(msg.body[0]) if msg.body else ""
-            self._emit(self.state.note_disconnect_reason(msg.path, reason_word(reason)))
+            self._feed(DisconnectReason(msg.path, reason_word(reason)))
             return
         else:
             return
@@ -308,20 +300,19 @@ class BluezMirror:
         return text
 
     def _set_status(self, state: SourceState, detail: str) -> None:
-        events = self.state.set_source(SourceStatus(state, detail, self.bus_spec), self.clock())
-        self._emit(events)
+        self._status = SourceStatus(state, detail, self.bus_spec)
+        self._feed(Status(self._status))
 
     def _flush(self) -> None:
         dirty, adapters_changed = self.cache.take_dirty()
         for warning in self.cache.take_warnings():
             self._warn(warning)
         if adapters_changed:
-            self.state.set_adapters(adapters(self.cache))
+            self._feed(Adapters(adapters(self.cache)))
             if self._owner is not None:
                 self._set_status(SourceState.CONNECTED, self._connected_detail())
         if not dirty:
             return
-        now = self.clock()
         facts = {p: device_facts(self.cache, p) for p in dirty}
         for fact in facts.values():
             transport = fact.transport if fact is not None else None
@@ -330,19 +321,20 @@ class BluezMirror:
                     f"{fact.address if fact else ''}: unknown A2DP codec ({transport.codec}) "
                     f"on {transport.path}: shown as is"
                 )
-        self._emit(self.state.update(facts, now))
+        self._devices(facts)
 
-    def _emit(self, events: list[Event]) -> None:
-        if events and self.on_events is not None:
-            self.on_events(events)
+    def _devices(self, facts: dict[str, DeviceFacts | None]) -> None:
+        for path, fact in facts.items():
+            if fact is None:
+                self._paths.discard(path)
+            else:
+                self._paths.add(path)
+        self._feed(Devices(facts))
+
+    def _feed(self, fact: Fact) -> None:
+        self.sink.feed(fact)
 
     def _warn(self, text: str) -> None:
         if text not in self._seen_warnings:
             self._seen_warnings.add(text)
-            self.warnings.append(text)
-
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_S)
-            now = self.clock()
-            self._emit(self.state.reclassify(now) + self.state.expire_reasons(now))
+            self._feed(Warn(text))

@@ -28,8 +28,17 @@ from core.bluez.outcomes import (
 from core.events import ActionEvent, Event
 from core.fleet import FleetState
 from core.model import Speaker, Verdict
+from core.sources import DeviceCalls
 
-__all__ = ["ERROR_WORDS", "FAILED_WORDS", "ActionFailed", "Controller", "Timeouts", "explain"]
+__all__ = [
+    "ERROR_WORDS",
+    "FAILED_WORDS",
+    "ActionFailed",
+    "Controller",
+    "DeviceCalls",
+    "Timeouts",
+    "explain",
+]
 
 ACTIONS: Final = ("resync", "connect", "disconnect")
 IN_PROGRESS: Final = "org.bluez.Error.InProgress"
@@ -43,18 +52,10 @@ ProgressSink = Callable[[str, str], None]  # (address, step in words)
 Check = Callable[[Speaker], bool]
 
 
-class DeviceCalls(Protocol):
-    """Calls on one device object of a source (BlueZ: org.bluez.Device1 over D-Bus); raise
-    DBusCallError with the error's name and text when the device says no."""
-
-    async def call_device(
-        self, path: str, member: str, signature: str = "", body: list[object] | None = None
-    ) -> None: ...
-
-
 class ActionHost(Protocol):
-    """What the Controller needs of the Monitor: the fleet to read, a way to call devices,
-    events to watch and to publish, and the clock (core.monitor.Monitor is one)."""
+    """What the Controller needs of the Monitor: the fleet to read, a way to call devices (a
+    source's control), events to watch and to publish, and the clock (core.monitor.Monitor
+    is one)."""
 
     listeners: list[Callable[[list[Event]], None]]
     clock: Callable[[], float]

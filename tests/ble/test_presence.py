@@ -19,12 +19,12 @@ from core.ble import (
     BleScan,
     BleUnavailable,
     PresenceTable,
+    _with_presence,
     adapter_name,
     explain,
     refusal,
 )
 from core.model import Speaker, Transport, Verdict
-from core.monitor import _with_presence
 
 
 def speaker(name: str, adapter: str, state: str | None, n: int = 1) -> Speaker:

@@ -18,7 +18,7 @@ from core.bluez.client import BluezMirror
 from core.bluez.defs import DEVICE, OBJECT_MANAGER, PROPERTIES, TRANSPORT
 from core.model import SourceState
 from core.sim.fake_bluez import FakeBluez, SimDevice, device_path
-from tests.conftest import FakeService, MirrorRun, wait_for
+from tests.conftest import FakeService, FleetOnly, MirrorRun, wait_for
 from tests.dbus.conftest import policy_bus
 
 LEFT = "00:1A:7D:DA:71:01"
@@ -36,11 +36,11 @@ def trio(fake: FakeBluez) -> None:
 
 async def wait_state(run: MirrorRun, state: SourceState, timeout: float = 3.0) -> str:
     await wait_for(
-        lambda: run.mirror.state.source.state == state,
+        lambda: run.fleet.state.source.state == state,
         timeout=timeout,
-        message=f"source {state} (now {run.mirror.state.source})",
+        message=f"source {state} (now {run.fleet.state.source})",
     )
-    return run.mirror.state.source.detail
+    return run.fleet.state.source.detail
 
 
 # -- the bus itself ------------------------------------------------------------------------------
@@ -138,16 +138,16 @@ async def test_permission_denied_on_socket(private_bus: str, start_mirror) -> No
     )
     assert "group 'bluetooth'" in message
 
-    mirror = BluezMirror(private_bus)
+    fleet = FleetOnly()
     with denied():
-        task = asyncio.create_task(mirror.run())
+        task = asyncio.create_task(fleet.run(BluezMirror(private_bus)))
         try:
-            await wait_for(lambda: mirror.state.source.state == SourceState.ERROR, timeout=2)
+            await wait_for(lambda: fleet.state.source.state == SourceState.ERROR, timeout=2)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    assert mirror.state.source.detail == message
+    assert fleet.state.source.detail == message
 
 
 async def test_bus_policy_refuses_the_connection(tmp_path: Path) -> None:
@@ -171,19 +171,19 @@ async def test_bus_policy_denies_talking_to_bluez(tmp_path: Path) -> None:
     with policy_bus(tmp_path, rules) as address:
         service = FakeService(address)
         await service.start(trio)
-        mirror = BluezMirror(address)
-        task = asyncio.create_task(mirror.run())
+        fleet = FleetOnly()
+        task = asyncio.create_task(fleet.run(BluezMirror(address)))
         try:
             await wait_for(
-                lambda: mirror.state.source.state == SourceState.ERROR,
+                lambda: fleet.state.source.state == SourceState.ERROR,
                 timeout=3,
-                message=f"ERROR (now {mirror.state.source})",
+                message=f"ERROR (now {fleet.state.source})",
             )
-            detail = mirror.state.source.detail
+            detail = fleet.state.source.detail
             assert "permission denied" in detail
             assert "org.bluez" in detail
             assert "group 'bluetooth'" in detail
-            assert mirror.snapshot().speakers == ()
+            assert fleet.snapshot().speakers == ()
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -197,12 +197,12 @@ async def test_bus_policy_denies_talking_to_bluez(tmp_path: Path) -> None:
 async def test_no_adapters(bluez_service, start_mirror) -> None:
     await bluez_service.start()  # BlueZ runs, /org/bluez exists, no hciN
     run = await start_mirror(bluez_service.address)
-    assert run.mirror.state.source.state == SourceState.CONNECTED
-    detail = run.mirror.state.source.detail
+    assert run.fleet.state.source.state == SourceState.CONNECTED
+    detail = run.fleet.state.source.detail
     assert "no Bluetooth adapter" in detail
     assert "rfkill list" in detail
     assert run.verdicts() == {}
-    assert run.mirror.snapshot().counts.line() == "0 of 0 connected speakers streaming"
+    assert run.fleet.snapshot().counts.line() == "0 of 0 connected speakers streaming"
 
 
 async def test_adapter_powered_off(bluez_service, start_mirror) -> None:
@@ -214,10 +214,10 @@ async def test_adapter_powered_off(bluez_service, start_mirror) -> None:
     await bluez_service.start(powered_off)
     run = await start_mirror(bluez_service.address)
     assert run.verdicts() == {LEFT: "unknown", RIGHT: "unknown"}
-    detail = run.mirror.state.source.detail
+    detail = run.fleet.state.source.detail
     assert "hci0 powered off" in detail
     assert "bluetoothctl power on" in detail
-    assert [(a.name, a.powered) for a in run.mirror.snapshot().adapters] == [("hci0", False)]
+    assert [(a.name, a.powered) for a in run.fleet.snapshot().adapters] == [("hci0", False)]
 
 
 # -- a buggy BlueZ ------------------------------------------------------------------------------
@@ -235,8 +235,8 @@ async def test_unexpected_property_types(bluez_service, start_mirror) -> None:
     right = device_path("hci0", RIGHT)
     assert any(
         f"Device1.Connected on {right} has D-Bus type 's', expected 'b'" in w
-        for w in run.mirror.warnings
-    ), list(run.mirror.warnings)
+        for w in run.fleet.warnings
+    ), list(run.fleet.warnings)
     # Ignored, i.e. not known to be connected; the others are unaffected.
     assert run.verdicts() == {LEFT: "streaming", RIGHT: "disconnected", SUB: "streaming"}
 
@@ -249,7 +249,7 @@ async def test_unexpected_property_types(bluez_service, start_mirror) -> None:
         fake.transport_path(fake.devices[SUB]), TRANSPORT, {"State": Variant("s", "idle")}
     )
     await wait_for(lambda: run.verdicts()[SUB] == "connected-idle", message="Sub idle")
-    warnings = list(run.mirror.warnings)
+    warnings = list(run.fleet.warnings)
     assert f"MediaTransport1.State on {transport} has D-Bus type 'u', expected 's': ignored" in (
         " ".join(warnings)
     ), warnings
@@ -280,8 +280,8 @@ async def test_unknown_codec(bluez_service, start_mirror, codec, config, shown) 
     await wait_for(lambda: run.speaker(SUB).transport.codec == shown, message=f"codec {shown}")
     assert run.verdicts() == {LEFT: "streaming", RIGHT: "connected-idle", SUB: "streaming"}
     assert run.speaker(LEFT).transport.codec == "SBC"
-    warnings = [w for w in run.mirror.warnings if "codec" in w]
-    assert len(warnings) == 1, list(run.mirror.warnings)
+    warnings = [w for w in run.fleet.warnings if "codec" in w]
+    assert len(warnings) == 1, list(run.fleet.warnings)
     assert SUB in warnings[0]
     assert shown in warnings[0]
     # The transport event carries the fallback name, so a log reader sees what happened.
@@ -313,7 +313,7 @@ async def test_malformed_signal_bodies(bluez_service, start_mirror, private_bus)
     fake.set_transport_state(RIGHT, "active")
     await wait_for(lambda: run.verdicts()[RIGHT] == "streaming", message="Right streaming")
 
-    warnings = list(run.mirror.warnings)
+    warnings = list(run.fleet.warnings)
     assert sum("ignored a malformed PropertiesChanged" in w for w in warnings) == 1, warnings
     assert sum("ignored a malformed InterfacesAdded" in w for w in warnings) == 1, warnings
     assert sum("ignored a malformed InterfacesRemoved" in w for w in warnings) == 1, warnings
@@ -373,5 +373,5 @@ async def test_device_removed_while_transport_update_in_flight(bluez_service, st
     fake.tree.remove_object(transport)
     await asyncio.sleep(0.2)
     assert LEFT not in run.verdicts()
-    assert list(run.mirror.warnings) == []
+    assert list(run.fleet.warnings) == []
     assert not run.task.done()

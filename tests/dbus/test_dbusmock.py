@@ -144,7 +144,7 @@ async def build_mock(mock: MockBluez) -> dict[str, str]:
 def view(run: MirrorRun) -> dict[str, tuple[object, ...]]:
     """Everything the mirror says per speaker, minus object paths (which differ by design)."""
     out: dict[str, tuple[object, ...]] = {}
-    for s in run.mirror.snapshot().speakers:
+    for s in run.fleet.snapshot().speakers:
         transport = s.transport
         out[s.address] = (
             s.verdict.value,
@@ -161,7 +161,7 @@ def view(run: MirrorRun) -> dict[str, tuple[object, ...]]:
 
 
 def adapters_view(run: MirrorRun) -> list[tuple[object, ...]]:
-    return [(a.name, a.address, a.powered) for a in run.mirror.snapshot().adapters]
+    return [(a.name, a.address, a.powered) for a in run.fleet.snapshot().adapters]
 
 
 async def wait_same(mock_run: MirrorRun, fake_run: MirrorRun, expected: dict[str, str]) -> None:
@@ -195,13 +195,13 @@ async def test_same_fleet_same_verdicts_from_get_managed_objects(
             ("hci1", "01:02:03:04:05:06", False),
         ]
         for run in (mock_run, fake_run):
-            snap = run.mirror.snapshot()
+            snap = run.fleet.snapshot()
             assert snap.counts.line() == "1 of 4 connected speakers streaming"
             assert "hci1 powered off" in snap.source.detail
-            assert list(run.mirror.warnings) == []
+            assert list(run.fleet.warnings) == []
         # --all shows the phone (connected, no A2DP transport) the same way on both.
         for run in (mock_run, fake_run):
-            run.mirror.set_include_all(True)
+            run.fleet.set_include_all(True)
         assert mock_run.verdicts()[PHONE] == "no-a2dp"
         assert view(mock_run) == view(fake_run)
     finally:
@@ -219,14 +219,14 @@ async def test_same_fleet_same_verdicts_built_live(
         mock_run = await start_mirror(mock.bus_address)
         fake_run = await start_mirror(second_bus)
         for run in (mock_run, fake_run):
-            assert "no Bluetooth adapter" in run.mirror.state.source.detail
+            assert "no Bluetooth adapter" in run.fleet.state.source.detail
             assert run.verdicts() == {}
 
         build_fake(fake)
         transports = await build_mock(mock)
         await wait_same(mock_run, fake_run, EXPECTED)
         for run in (mock_run, fake_run):
-            assert "no Bluetooth adapter" not in run.mirror.state.source.detail
+            assert "no Bluetooth adapter" not in run.fleet.state.source.detail
 
         # Bar starts playing.
         fake.set_transport_state("00:1A:7D:DA:71:02", "active")
@@ -277,7 +277,7 @@ async def test_same_fleet_same_verdicts_built_live(
         step = {k: v for k, v in step.items() if k != green}
         await wait_same(mock_run, fake_run, step)
         for run in (mock_run, fake_run):
-            assert list(run.mirror.warnings) == []
+            assert list(run.fleet.warnings) == []
     finally:
         await fake_service.stop()
 
@@ -367,7 +367,7 @@ async def test_dbusmock_differences_remove_device_leaves_children(
     await mock.update(transport, TRANSPORT, {"State": Variant("s", "active")})
     await asyncio.sleep(0.2)
     assert run.verdicts() == {}
-    assert list(run.mirror.warnings) == []
+    assert list(run.fleet.warnings) == []
 
 
 async def test_dbusmock_differences_property_types(
@@ -444,11 +444,11 @@ async def test_unpaired_neighbours_are_not_the_fleet(
     run = await start_mirror(mock.bus_address)
     everything = await start_mirror(mock.bus_address, include_all=True)
     await wait_for(lambda: run.verdicts() == {ours.address: "streaming"}, message="fleet")
-    assert run.mirror.snapshot().counts.line() == "1 of 1 connected speaker streaming"
+    assert run.fleet.snapshot().counts.line() == "1 of 1 connected speaker streaming"
     await wait_for(lambda: neighbour in everything.verdicts(), message="--all lists it")
     listed = everything.speaker(neighbour)
     assert listed is not None and listed.paired is False and not listed.in_fleet
-    assert everything.mirror.snapshot().counts.speakers == 1
+    assert everything.fleet.snapshot().counts.speakers == 1
     await mock.pair_device("hci0", neighbour)
     await wait_for(lambda: neighbour in run.verdicts(), message="paired: it joins")
-    assert run.mirror.snapshot().counts.line() == "2 of 2 connected speakers streaming"
+    assert run.fleet.snapshot().counts.line() == "2 of 2 connected speakers streaming"

@@ -46,7 +46,7 @@ async def test_transport_idle_active_removed(bluez_service, start_mirror) -> Non
 
     fake.set_transport_state(BAR, "active")
     await wait_for(lambda: run.verdicts()[BAR] == "streaming", message="Bar streaming")
-    assert run.mirror.snapshot().counts.line() == "3 of 3 connected speakers streaming"
+    assert run.fleet.snapshot().counts.line() == "3 of 3 connected speakers streaming"
 
     fake.set_transport_state(BAR, "pending")
     await wait_for(lambda: run.verdicts()[BAR] == "pending", message="Bar pending")
@@ -96,7 +96,7 @@ async def test_device_disconnect_reasons(bluez_service, start_mirror, client_bus
         (True, None),
         (False, None),
     ]
-    assert run.mirror.snapshot().counts.line() == "0 of 0 connected speakers streaming"
+    assert run.fleet.snapshot().counts.line() == "0 of 0 connected speakers streaming"
 
 
 async def test_battery_change(bluez_service, start_mirror) -> None:
@@ -132,7 +132,7 @@ async def test_adapter_power_off_and_on(bluez_service, start_mirror) -> None:
         lambda: run.verdicts() == {LEFT: "unknown", RIGHT: "unknown", BAR: "connected-idle"},
         message="hci0's speakers unknown",
     )
-    snap = run.mirror.snapshot()
+    snap = run.fleet.snapshot()
     assert [(a.name, a.powered) for a in snap.adapters] == [("hci0", False), ("hci1", True)]
     assert "hci0 powered off" in snap.source.detail
     assert "hci1" not in snap.source.detail
@@ -141,8 +141,8 @@ async def test_adapter_power_off_and_on(bluez_service, start_mirror) -> None:
 
     fake.set_adapter_powered("hci0", True)
     await wait_for(lambda: run.verdicts() == before, message="verdicts back after power on")
-    assert "powered off" not in run.mirror.snapshot().source.detail
-    assert run.mirror.snapshot().counts.line() == "2 of 3 connected speakers streaming"
+    assert "powered off" not in run.fleet.snapshot().source.detail
+    assert run.fleet.snapshot().counts.line() == "2 of 3 connected speakers streaming"
 
 
 async def test_new_speaker_appears(bluez_service, start_mirror) -> None:
@@ -166,7 +166,7 @@ async def test_new_speaker_appears(bluez_service, start_mirror) -> None:
         60.0,
         90,
     )
-    assert run.mirror.snapshot().counts.line() == "3 of 4 connected speakers streaming"
+    assert run.fleet.snapshot().counts.line() == "3 of 4 connected speakers streaming"
 
     # A new device that is not a speaker (no A2DP sink, not audio/video) stays out, unless --all.
     keyboard = device_path("hci1", "11:22:33:44:55:66")
@@ -186,7 +186,7 @@ async def test_new_speaker_appears(bluez_service, start_mirror) -> None:
     )
     await asyncio.sleep(0.2)
     assert "11:22:33:44:55:66" not in run.verdicts()
-    run.mirror.set_include_all(True)
+    run.fleet.set_include_all(True)
     assert run.verdicts()["11:22:33:44:55:66"] == "no-a2dp"
 
 
@@ -225,7 +225,7 @@ async def test_device_removed_mid_update(bluez_service, start_mirror) -> None:
     assert left not in run.mirror.cache.transports_of
     last = of(run, "speaker", LEFT)[-1]
     assert (last["verdict"], last["connected"], last["transport"]) == ("disconnected", False, None)
-    assert list(run.mirror.warnings) == []
+    assert list(run.fleet.warnings) == []
 
     # The same address coming back later is a fresh speaker, built from its own signals.
     fake.devices.pop(LEFT)
@@ -256,6 +256,6 @@ async def test_properties_changed_with_invalidated(bluez_service, start_mirror) 
     # Invalidating an adapter's Alias leaves Powered (and so the verdicts) alone.
     fake.tree.set_props("/org/bluez/hci0", ADAPTER, {}, invalidated=["Alias"])
     await wait_for(
-        lambda: run.mirror.snapshot().adapters[0].alias is None, message="alias invalidated"
+        lambda: run.fleet.snapshot().adapters[0].alias is None, message="alias invalidated"
     )
     assert run.verdicts() == {LEFT: "streaming", RIGHT: "streaming", BAR: "connected-idle"}

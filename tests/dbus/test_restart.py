@@ -38,16 +38,16 @@ async def test_bluetoothd_restart_with_new_state(bluez_service, start_mirror) ->
     await bluez_service.start(before_restart)
     run = await start_mirror(bluez_service.address)
     assert run.verdicts() == {A: "streaming", B: "connected-idle", C: "disconnected"}
-    assert run.mirror.state.source.state == SourceState.CONNECTED
+    assert run.fleet.state.source.state == SourceState.CONNECTED
 
     await bluez_service.stop()  # the name vanishes (NameOwnerChanged to "")
     await wait_for(
-        lambda: run.mirror.state.source.state == SourceState.WAITING, message="source WAITING"
+        lambda: run.fleet.state.source.state == SourceState.WAITING, message="source WAITING"
     )
     # The operator still sees the whole fleet, but nothing is claimed about it.
     assert run.verdicts() == {A: "unknown", B: "unknown", C: "unknown"}
-    assert "BlueZ left the bus" in run.mirror.state.source.detail
-    snap = run.mirror.snapshot()
+    assert "BlueZ left the bus" in run.fleet.state.source.detail
+    snap = run.fleet.snapshot()
     assert (snap.counts.connected, snap.counts.streaming) == (0, 0)
     sources = [e.to_json() for e in run.events if e.type == "source"]
     assert sources[-1]["state"] == "waiting"
@@ -57,7 +57,7 @@ async def test_bluetoothd_restart_with_new_state(bluez_service, start_mirror) ->
     expected = {A: "connected-idle", B: "streaming", D: "streaming"}
     await wait_for(
         lambda: (
-            run.mirror.state.source.state == SourceState.CONNECTED and run.verdicts() == expected
+            run.fleet.state.source.state == SourceState.CONNECTED and run.verdicts() == expected
         ),
         timeout=5,
         message=f"new verdicts {expected}",
@@ -65,7 +65,7 @@ async def test_bluetoothd_restart_with_new_state(bluez_service, start_mirror) ->
     took = time.monotonic() - started
     assert took < 5.0, f"took {took:.2f} s to follow the restart"
     assert C not in run.verdicts()  # gone with the old bluetoothd
-    snap = run.mirror.snapshot()
+    snap = run.fleet.snapshot()
     assert [a.name for a in snap.adapters] == ["hci0", "hci1"]
     assert run.speaker(B).transport.codec == "AAC"
     assert run.speaker(D).transport.codec == "aptX LL"
@@ -84,9 +84,9 @@ async def test_bluetoothd_restart_with_new_state(bluez_service, start_mirror) ->
 async def test_mirror_started_before_bluez(bluez_service, start_mirror) -> None:
     run = await start_mirror(bluez_service.address, wait_ready=False)
     await wait_for(
-        lambda: run.mirror.state.source.state == SourceState.WAITING, message="source WAITING"
+        lambda: run.fleet.state.source.state == SourceState.WAITING, message="source WAITING"
     )
-    detail = run.mirror.state.source.detail
+    detail = run.fleet.state.source.detail
     assert "BlueZ (org.bluez) is not running" in detail
     assert "systemctl start bluetooth" in detail
     assert run.verdicts() == {}
@@ -100,7 +100,7 @@ async def test_mirror_started_before_bluez(bluez_service, start_mirror) -> None:
         message="verdicts once BlueZ appears",
     )
     assert time.monotonic() - started < 5.0
-    assert run.mirror.state.source.state == SourceState.CONNECTED
+    assert run.fleet.state.source.state == SourceState.CONNECTED
 
 
 async def test_restart_of_demo_fleet_subprocess(start_mirror) -> None:
@@ -114,7 +114,7 @@ async def test_restart_of_demo_fleet_subprocess(start_mirror) -> None:
 
         fleet.stop_service()
         await wait_for(
-            lambda: run.mirror.state.source.state == SourceState.WAITING, message="WAITING"
+            lambda: run.fleet.state.source.state == SourceState.WAITING, message="WAITING"
         )
         assert set(run.verdicts().values()) == {"unknown"}
         assert set(run.verdicts()) == set(DEMO_VERDICTS)
@@ -123,7 +123,7 @@ async def test_restart_of_demo_fleet_subprocess(start_mirror) -> None:
         fleet.start_service()
         await wait_for(
             lambda: (
-                run.mirror.state.source.state == SourceState.CONNECTED
+                run.fleet.state.source.state == SourceState.CONNECTED
                 and run.verdicts() == DEMO_VERDICTS
             ),
             timeout=5,

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 
-from core.bluez.bus import BusUnavailable, open_bus
+from core.bluez.bus import BusUnavailable, describe_bus, open_bus
 from core.bluez.control import Controller, Timeouts
 from core.events import ActionEvent
 from core.lookup import find_speaker, malformed_address
@@ -84,14 +84,15 @@ async def _act_on(args: argparse.Namespace, source: Source, monitor: Monitor) ->
     limit = ACTION_READY_S if args.timeout is None else min(ACTION_READY_S, args.timeout)
     ready_by = time.monotonic() + limit
     state = monitor.state
+    where = source.label or describe_bus(source.bus)
     while not await monitor.wait_ready(0.05):
         if state.source.state in (SourceState.WAITING, SourceState.ERROR):
             return fail(state.source.detail.split("; waiting")[0])
         if time.monotonic() >= ready_by:
-            return fail(f"BlueZ on {monitor.mirror.where} did not answer within {limit:g} s")
+            return fail(f"BlueZ on {where} did not answer within {limit:g} s")
     speaker, problem = find_speaker(args.address, state.speakers.values())
     if speaker is None:
-        return fail(f"{problem} (on {monitor.mirror.where}; `btmon-tui watch` lists them)")
+        return fail(f"{problem} (on {where}; `btmon-tui watch` lists them)")
     address = speaker.address
     label = f"{speaker.name} ({address})"
     if args.command == "disconnect" and not args.yes:
