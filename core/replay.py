@@ -1,9 +1,10 @@
-"""ReplayMonitor: plays a recorded session from the event log through the same UI (`--replay`).
+"""The replay of a recorded session (`--replay`): a source that plays the event log's records
+through the same Monitor and UI.
 
-It is a Monitor whose source is the log instead of BlueZ: recorded speakers are put in place
-as they were (not re-judged), recorded dropouts feed the same detector, recorded probes the
-drift panel, and the clock is the recording's, running `speed` times faster, so ages and
-countdowns read as they did then. It can pause, seek and change speed as it plays.
+Recorded speakers are put in place as they were (not re-judged), recorded dropouts feed the
+same detector, recorded probes the drift panel, and the clock is the recording's, running
+`speed` times faster, so ages and countdowns read as they did then. It can pause, seek and
+change speed as it plays. It has no control: a replay cannot act on speakers.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from core.dropout import DropoutDetector
-from core.events import Event, RawEvent
-from core.model import SourceState, SourceStatus, Speaker
+from core.model import SourceState, SourceStatus
 from core.monitor import Monitor
-from core.probe.drift import ProbeHistory
+from core.sources import Record, Rewind, Source, Status
 
 #: The longest real pause between two replayed events (a quiet hour need not take an hour).
 MAX_PAUSE_S: Final = 2.0
@@ -39,24 +38,19 @@ def recorded_names(records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     return names
 
 
-class ReplayMonitor(Monitor):
-    """A Monitor fed from recorded §4.2 records in time order."""
+class ReplaySource(Source):
+    """Recorded §4.2 records fed in time order, paced by the recording's clock (`now`)."""
 
-    live = False
+    name = "replay"
 
     def __init__(
-        self,
-        records: Iterable[Mapping[str, Any]],
-        *,
-        label: str,
-        speed: float = 1.0,
-        **kwargs: Any,
+        self, records: Iterable[Mapping[str, Any]], *, label: str, speed: float = 1.0
     ) -> None:
         self.records = sorted(records, key=lambda r: float(r["t"]))
         self.speed = speed
         self.label = label
-        self.now = float(self.records[0]["t"]) if self.records else 0.0
-        super().__init__("replay", bus_label=label, clock=lambda: self.now, **kwargs)
+        #: The recording's clock: the time of the last record played (or where a seek went).
+        self.now = self.start_t
         self.finished = asyncio.Event()
         self.names = recorded_names(self.records)
         #: Index of the next record to play; True while the operator paused the replay.
@@ -64,6 +58,7 @@ class ReplayMonitor(Monitor):
         self.paused = False
         #: Set to cut a wait short: paused, resumed, moved or sped up.
         self._wake = asyncio.Event()
+        self._status = SourceStatus(SourceState.CONNECTING, f"replaying {label}", "replay")
 
     @property
     def start_t(self) -> float:
@@ -73,12 +68,16 @@ class ReplayMonitor(Monitor):
     def end_t(self) -> float:
         return float(self.records[-1]["t"]) if self.records else 0.0
 
+    @property
+    def status(self) -> SourceStatus:
+        return self._status
+
     async def run(self) -> None:
-        state = self.state
+        sink = self.sink
         self._say_where()
         while True:
             if self.position >= len(self.records) and not self.finished.is_set():
-                self._status(
+                self._set_status(
                     SourceState.CONNECTED,
                     f"replay of {self.label} finished: {len(self.records)} events; "
                     "← goes back, q quits",
@@ -91,10 +90,10 @@ class ReplayMonitor(Monitor):
             t = float(record["t"])
             # Before the first fleet is known there is nothing to watch: no waiting.
             wait = min((t - self.now) / self.speed, MAX_PAUSE_S)
-            if t > self.now and state.speakers and await self._rest(wait):
+            if t > self.now and sink.speakers and await self._rest(wait):
                 continue  # paused, moved or sped up meanwhile: look again
             self.now = max(self.now, t)
-            self._apply(state, record)
+            sink.feed(Record(record))
             self.position += 1
             if self.position % 200 == 0:
                 await asyncio.sleep(0)  # let the UI render during bursts
@@ -124,14 +123,15 @@ class ReplayMonitor(Monitor):
         there, so dropouts, periods and the drift panel are as they were at that moment."""
         target = min(self.end_t, max(self.start_t, self.now + delta_s))
         if target < self.now:
-            self._rewind()
-        state = self.state
+            self.sink.feed(Rewind())
+            self.position = 0
+            self.now = self.start_t
         while (
             self.position < len(self.records) and float(self.records[self.position]["t"]) <= target
         ):
             record = self.records[self.position]
             self.now = max(self.now, float(record["t"]))
-            self._apply(state, record)
+            self.sink.feed(Record(record))
             self.position += 1
         self.now = max(self.now, target)
         if self.position < len(self.records):
@@ -139,36 +139,79 @@ class ReplayMonitor(Monitor):
             self._say_where()
         self._wake.set()
 
-    def _rewind(self) -> None:
-        """Back to before the first record: no speakers, dropouts or probes yet."""
-        self.state.speakers.clear()
-        self.changed()
-        self.detector = DropoutDetector()
-        self.probes = ProbeHistory()
-        self.position = 0
-        self.now = self.start_t
-
     def _say_where(self) -> None:
         how = "paused" if self.paused else f"at {self.speed:g}×"
-        self._status(SourceState.CONNECTED, f"replaying {self.label} {how}")
+        self._set_status(SourceState.CONNECTED, f"replaying {self.label} {how}")
 
-    def _apply(self, state: Any, record: Mapping[str, Any]) -> None:
-        kind = record.get("type")
-        t = float(record["t"])
-        if kind == "snapshot":
-            for data in record.get("speakers") or []:
-                if isinstance(data, dict):
-                    state.restore(Speaker.from_json(data, t))
-        elif kind == "speaker":
-            state.restore(Speaker.from_json(record, t))
-        elif kind == "dropout":
-            self.detector.observe(record, t)
-            self.changed()
-        elif kind == "probe":  # the drift panel shows what the microphone heard then
-            self.probes.load([record])
-            self.changed()
-        self._publish([RawEvent(t, dict(record))])
+    def _set_status(self, state: SourceState, detail: str) -> None:
+        self._status = SourceStatus(state, detail, "replay")
+        self.sink.feed(Status(self._status))
 
-    def _status(self, state: SourceState, detail: str) -> None:
-        events: list[Event] = self.state.set_source(SourceStatus(state, detail, "replay"), self.now)
-        self._publish(events)
+
+class ReplayMonitor(Monitor):
+    """A Monitor whose one source is a recording (a ReplaySource): no BlueZ, no actions."""
+
+    def __init__(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        label: str,
+        speed: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        #: The recording being played.
+        self.recording = ReplaySource(records, label=label, speed=speed)
+        super().__init__(sources=[self.recording], clock=self._recorded_now, **kwargs)
+
+    def _recorded_now(self) -> float:
+        return self.recording.now
+
+    # The replay's controls and position, as the UI reads them.
+    @property
+    def records(self) -> list[Mapping[str, Any]]:
+        return self.recording.records
+
+    @property
+    def label(self) -> str:
+        return self.recording.label
+
+    @property
+    def names(self) -> dict[str, str]:
+        return self.recording.names
+
+    @property
+    def finished(self) -> asyncio.Event:
+        return self.recording.finished
+
+    @property
+    def now(self) -> float:
+        return self.recording.now
+
+    @property
+    def speed(self) -> float:
+        return self.recording.speed
+
+    @property
+    def paused(self) -> bool:
+        return self.recording.paused
+
+    @property
+    def position(self) -> int:
+        return self.recording.position
+
+    @property
+    def start_t(self) -> float:
+        return self.recording.start_t
+
+    @property
+    def end_t(self) -> float:
+        return self.recording.end_t
+
+    def pause(self, paused: bool) -> None:
+        self.recording.pause(paused)
+
+    def set_speed(self, speed: float) -> None:
+        self.recording.set_speed(speed)
+
+    def seek(self, delta_s: float) -> None:
+        self.recording.seek(delta_s)
