@@ -28,6 +28,9 @@ pytestmark = [pytest.mark.tmux, pytest.mark.dbus]
 START_TIMEOUT_S = 20.0
 #: Seconds for a key press to show on screen.
 KEY_TIMEOUT_S = 5.0
+#: Seconds between two looks at a screen that should have stopped moving (Textual animates a
+#: page scroll over ~0.5 s; two equal looks this far apart mean it ended).
+SETTLE_S = 0.3
 #: The demo's first probe comes 2 s after start; the analysis takes well under a second, but
 #: numpy and scipy load on the first one.
 PROBE_TIMEOUT_S = 20.0
@@ -123,6 +126,17 @@ class Tmux:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n{text}")
             time.sleep(0.05)
+
+    def settled(self, part: Callable[[str], str], timeout: float) -> str:
+        """The screen once `part` of it has stopped changing (an animation ended)."""
+        deadline = time.monotonic() + timeout
+        previous = self.screen()
+        while True:
+            time.sleep(SETTLE_S)
+            text = self.screen()
+            if part(text) == part(previous) or time.monotonic() > deadline:
+                return text
+            previous = text
 
     def kill(self) -> None:
         subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=10)
@@ -232,8 +246,9 @@ def test_demo_help_detail_and_clean_quit(demo: Demo) -> None:
         if "shows Connected but gets no audio" in screen:
             break
         tmux.keys("PageDown")
-        time.sleep(0.3)
-        screen = tmux.screen()
+        # A page scrolls in an animation (~0.5 s): read the help once it has stopped moving,
+        # or a loaded machine takes the next PageDown mid-way and skips past the verdicts.
+        screen = tmux.settled(help_box, KEY_TIMEOUT_S)
     assert "shows Connected but gets no audio" in screen
     tmux.keys("Escape")
     tmux.wait(lambda s: "btmon-tui help" not in s, "help to close", KEY_TIMEOUT_S)
@@ -257,6 +272,11 @@ def test_demo_help_detail_and_clean_quit(demo: Demo) -> None:
     assert status == 0, f"btmon-tui exited with {status}:\n{tmux.screen()}"
     assert "Traceback" not in tmux.screen()
     demo.assert_all_gone()
+
+
+def help_box(screen: str) -> str:
+    """The help's text, without the live fleet around it."""
+    return "\n".join(line.split("│")[1] for line in screen.splitlines() if line.count("│") >= 2)
 
 
 def row(screen: str, name: str) -> str:
