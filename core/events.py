@@ -235,6 +235,109 @@ class ProbeEvent(Event):
         )
 
 
+def _number(value: Any) -> float | None:
+    """A JSON number as float; None for anything else (bool included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class AlignResult:
+    """One speaker's part of an alignment (DESIGN §4.2 `align` results).
+
+    `delay_ms`: the delay its stage adds now (integer ms: the server's resolution);
+    `offset_before_ms` / `offset_after_ms`: its arrival through the fleet output minus the
+    fleet's median arrival, before the first and after the last round (None: not heard);
+    `latency_before_ms`: its arrival before, from the emission (None: not heard)."""
+
+    address: str
+    delay_ms: int
+    offset_before_ms: float | None
+    offset_after_ms: float | None
+    name: str = ""
+    latency_before_ms: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "name": self.name or self.address,
+            "delay_ms": self.delay_ms,
+            "latency_before_ms": _ms(self.latency_before_ms),
+            "offset_before_ms": _ms(self.offset_before_ms),
+            "offset_after_ms": _ms(self.offset_after_ms),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AlignResult:
+        delay = _number(data.get("delay_ms"))
+        address = str(data.get("address", ""))
+        return cls(
+            address=address,
+            delay_ms=round(delay) if delay is not None else 0,
+            offset_before_ms=_number(data.get("offset_before_ms")),
+            offset_after_ms=_number(data.get("offset_after_ms")),
+            name=str(data.get("name") or address),
+            latency_before_ms=_number(data.get("latency_before_ms")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AlignEvent(Event):
+    """An alignment of the fleet output (`btmon-tui align`): per speaker the delay applied
+    and its offset before and after, and the fleet's spread before and after (DESIGN §4.2).
+
+    `sink` is the fleet output's sink name, where the player plays; `rounds` counts the
+    measure-and-apply rounds; `result` is "aligned", "not-aligned", "dry-run" or "reset",
+    `detail` says why when not aligned."""
+
+    type: ClassVar[str] = "align"
+    sink: str
+    results: tuple[AlignResult, ...]
+    spread_before_ms: float | None
+    spread_after_ms: float | None
+    rounds: int
+    target_ms: float | None = None
+    result: str = "aligned"
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "t": self.t,
+            "sink": self.sink,
+            "results": [r.to_json() for r in self.results],
+            "spread_before_ms": _ms(self.spread_before_ms),
+            "spread_after_ms": _ms(self.spread_after_ms),
+            "rounds": self.rounds,
+            "target_ms": self.target_ms,
+            "result": self.result,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AlignEvent:
+        results = data.get("results")
+        rounds = _number(data.get("rounds"))
+        return cls(
+            float(data.get("t", 0.0)),
+            str(data.get("sink", "")),
+            tuple(AlignResult.from_json(r) for r in results if isinstance(r, dict))
+            if isinstance(results, list)
+            else (),
+            _number(data.get("spread_before_ms")),
+            _number(data.get("spread_after_ms")),
+            round(rounds) if rounds is not None else 0,
+            _number(data.get("target_ms")),
+            str(data.get("result", "aligned")),
+            str(data.get("detail", "")),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class RawEvent(Event):
     """An event of a type this version does not model (dropout, probe, action…): kept verbatim."""

@@ -1,0 +1,137 @@
+"""The arithmetic of an alignment, pure: from each speaker's arrival through the fleet output
+and the delay its stage adds now, the next delays (the latest speaker gets 0, none negative,
+whole milliseconds, bounded), the spread, offsets, and when to stop."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+#: Longest delay a stage may add (ms). Bluetooth codecs differ by up to ~200 ms (SBC 150-200
+#: vs aptX LL ~38 ms, DESIGN §1) and a speaker's own buffering adds more; beyond a second
+#: the fleet is not mis-timed but broken, and waiting for it is not a fix.
+MAX_DELAY_MS: Final = 1000
+#: A speaker whose own latency (arrival minus its stage) moved more than this between two
+#: rounds is reported: its delay chases a moving target. Measured on PulseAudio 16: a
+#: reloaded loopback lands within ~1 ms of its latency_msec alone, up to ~8 ms off when
+#: several are reloaded at once, so 15 ms is beyond the stages' own noise.
+MOVED_MS: Final = 15.0
+#: Default number of measure-and-apply rounds (the first one only measures).
+DEFAULT_ROUNDS: Final = 5
+
+
+def spread(arrivals_ms: Mapping[str, float]) -> float | None:
+    """Latest minus earliest arrival (ms); None with no arrival."""
+    if not arrivals_ms:
+        return None
+    return max(arrivals_ms.values()) - min(arrivals_ms.values())
+
+
+def offsets(arrivals_ms: Mapping[str, float]) -> dict[str, float]:
+    """Each arrival minus the fleet's median arrival (ms), as `probe` reports offsets."""
+    if not arrivals_ms:
+        return {}
+    middle = statistics.median(arrivals_ms.values())
+    return {address: arrival - middle for address, arrival in arrivals_ms.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The delays to apply next (ms per address) and the speakers whose wish was cut to the
+    bound (they cannot be aligned: their delay would exceed `MAX_DELAY_MS`)."""
+
+    delays_ms: dict[str, int]
+    clamped: tuple[str, ...] = ()
+
+
+def plan_delays(
+    arrivals_ms: Mapping[str, float],
+    current_ms: Mapping[str, int],
+    *,
+    max_delay_ms: int = MAX_DELAY_MS,
+) -> Plan:
+    """Delays that bring every speaker to the latest one's arrival.
+
+    A speaker heard at `arrival` with delay `d` now would arrive at `arrival - d + d'` with
+    delay `d'`; each wants `d' = d + (latest - arrival)`. All are then lowered together until
+    the smallest is 0 (adding the same delay everywhere only makes the fleet later), rounded
+    to whole ms (PulseAudio's `latency_msec` is an integer) and bounded to [0, max_delay_ms].
+    Speakers without an arrival keep their delay."""
+    if not arrivals_ms:
+        return Plan({address: int(d) for address, d in current_ms.items()})
+    latest = max(arrivals_ms.values())
+    wanted = {
+        address: current_ms.get(address, 0) + (latest - arrival)
+        for address, arrival in arrivals_ms.items()
+    }
+    lowest = min(wanted.values())
+    delays: dict[str, int] = {address: int(d) for address, d in current_ms.items()}
+    clamped: list[str] = []
+    for address, want in wanted.items():
+        delay = round(want - lowest)
+        if delay > max_delay_ms:
+            clamped.append(address)
+            delay = max_delay_ms
+        delays[address] = max(0, delay)
+    return Plan(delays, tuple(sorted(clamped)))
+
+
+def own_latencies(
+    arrivals_ms: Mapping[str, float], delays_ms: Mapping[str, int]
+) -> dict[str, float]:
+    """Arrival minus the stage's delay: what the speaker's path adds by itself (ms)."""
+    return {a: arrival - delays_ms.get(a, 0) for a, arrival in arrivals_ms.items()}
+
+
+def moved(
+    before: Mapping[str, float], after: Mapping[str, float], limit_ms: float = MOVED_MS
+) -> dict[str, float]:
+    """Speakers whose own latency changed by more than `limit_ms` between two rounds: address
+    -> change (ms)."""
+    return {
+        address: after[address] - before[address]
+        for address in before.keys() & after.keys()
+        if abs(after[address] - before[address]) > limit_ms
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether to stop after a round, and why (words for the operator when not aligned)."""
+
+    stop: bool
+    aligned: bool
+    why: str = ""
+
+
+def judge(
+    round_number: int,
+    rounds: int,
+    spread_ms: float | None,
+    target_ms: float,
+    *,
+    missing: tuple[str, ...] = (),
+    clamped: tuple[str, ...] = (),
+) -> Verdict:
+    """The stop rule: aligned when every speaker was heard and the spread is within target;
+    otherwise stop after `rounds` rounds, or at once when a speaker was not heard or its
+    delay would exceed the bound (another round cannot fix either)."""
+    if missing:
+        return Verdict(True, False, f"not heard through the fleet output: {', '.join(missing)}")
+    if clamped:
+        return Verdict(
+            True,
+            False,
+            f"would need more than {MAX_DELAY_MS} ms of delay: {', '.join(clamped)} "
+            "(is that speaker's path broken?)",
+        )
+    if spread_ms is not None and spread_ms <= target_ms:
+        return Verdict(True, True)
+    if round_number >= rounds:
+        shown = "unknown" if spread_ms is None else f"{spread_ms:.1f} ms"
+        return Verdict(
+            True, False, f"spread still {shown} after {rounds} rounds (target {target_ms:g} ms)"
+        )
+    return Verdict(False, False)
