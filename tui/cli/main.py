@@ -23,6 +23,7 @@ COMMANDS = {
     "probe-signal": "tui.cli.probe_signal",
     "analyze": "tui.cli.analyze",
     "probe": "tui.cli.probe",
+    "align": "tui.cli.align",
     "resync": "tui.cli.act",
     "connect": "tui.cli.act",
     "disconnect": "tui.cli.act",

@@ -27,6 +27,7 @@ examples:
   btmon-tui --hci-file /tmp/hci.btsnoop   count media packets from `sudo btmon -w /tmp/hci.btsnoop`
   btmon-tui --probe-every 5m --input "USB Mic"   probe the drift every 5 minutes
   btmon-tui probe --json                  play, record and analyse one probe now
+  btmon-tui align --source USB_MIC        delay the speakers in btmon_fleet until they agree
   btmon-tui snoop capture.btsnoop         media packets per speaker in a capture
 """
 
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     snoop.add_argument("file", metavar="FILE", help="the btsnoop capture")
     snoop.add_argument("--json", action="store_true", help="JSON: per-device media counts")
     add_probe_commands(sub, _add_source_args)
+    add_align_command(sub)
     for action, (summary, description) in ACTION_HELP.items():
         act = sub.add_parser(action, help=summary, description=description)
         act.add_argument(
@@ -330,6 +332,58 @@ def add_probe_commands(sub: Any, add_source_args: Any) -> None:
         help="probe this speaker: address, name or alias (repeat for more; default: every "
         "speaker that streams)",
     )
+
+
+def add_align_command(sub: Any) -> None:
+    """Add `align` (issue 14) to the subcommand parser."""
+    align = sub.add_parser(
+        "align",
+        help="delay each speaker in the fleet output (btmon_fleet) until they play together",
+        description="Play to btmon_fleet, the fleet output that feeds every streaming "
+        "speaker through its own delay stage. align probes each speaker through it (the "
+        "others muted), gives every speaker the delay that brings it to the latest one, and "
+        "measures again until the spread is within --target-ms. Exit 0 aligned, 1 not (the "
+        "reason is printed), 2 on bad input (no audio server, nothing streaming, no sink).",
+    )
+    _add_source_args(align)
+    add_input_args(align)
+    align.add_argument(
+        "--target-ms",
+        type=_target_ms,
+        default=5.0,
+        metavar="MS",
+        help="the spread to reach, in ms (default 5)",
+    )
+    align.add_argument(
+        "--rounds",
+        type=_rounds,
+        default=5,
+        metavar="N",
+        help="apply and measure at most N times (default 5)",
+    )
+    align.add_argument("--json", action="store_true", help="print the align event (JSON) last")
+    align.add_argument(
+        "--reset", action="store_true", help="remove every delay stage and the fleet output"
+    )
+    align.add_argument(
+        "--dry-run", action="store_true", help="measure and show the delays, apply nothing"
+    )
+
+
+def _target_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1000:
+        raise argparse.ArgumentTypeError(f"{text!r}: the target is a spread in ms above 0, e.g. 5")
+    return value
+
+
+def _rounds(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 20:
+        raise argparse.ArgumentTypeError(f"{text!r}: rounds are a whole number from 1 to 20")
+    return int(text)
 
 
 def duration(text: str) -> float:
