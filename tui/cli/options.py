@@ -27,7 +27,7 @@ MAX_SPEED: Final = 1000.0
 #: A D-Bus address: transport:key=value[,key=value…][;…] (D-Bus specification, "Addresses").
 BUS_ADDRESS = re.compile(r"^[a-z][a-z0-9-]*:([a-z0-9_-]+=[^,;]*)(,[a-z0-9_-]+=[^,;]*)*(;.*)?$")
 #: Subcommands that watch live speakers (or the demo): the source options apply to them.
-LIVE_COMMANDS: Final = frozenset({"watch", "probe", "resync", "connect", "disconnect"})
+LIVE_COMMANDS: Final = frozenset({"watch", "probe", "align", "resync", "connect", "disconnect"})
 
 
 class Parser(argparse.ArgumentParser):
