@@ -96,7 +96,7 @@ class FleetScreen(FleetView):
         self.query_one(EventLog).toggle_class("hidden")
 
     def action_toggle_all(self) -> None:
-        self.monitor.mirror.set_include_all(not self.include_all)
+        self.monitor.set_include_all(not self.include_all)
         self.notify(
             "Showing every device (unpaired ones marked, never counted)"
             if self.include_all
