@@ -88,7 +88,9 @@ class FleetMic:
                 tail_s=tail_s,
             )
         except AudioError as exc:
-            raise AlignError(str(exc), bad_input=False) from exc
+            # Before anything was heard it is the microphone or the server (bad input);
+            # after, something went away during the alignment.
+            raise AlignError(str(exc), bad_input=not self._own) from exc
         arrival = analyze(capture.recording, capture.rate, self.probe).arrivals[0]
         if not arrival.detected or arrival.arrival_ms is None:
             return None

@@ -49,7 +49,11 @@ class AlignError(ProbeError):
 
 
 class ServerRefused(AlignError):
-    """The server refused a command (e.g. loading a module)."""
+    """The server refused a command (e.g. loading a module): the alignment failed (exit 1),
+    the input was fine."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, bad_input=False)
 
 
 def pactl(*args: str) -> str:
