@@ -156,11 +156,6 @@ class Monitor:
         replay of a log cannot)."""
         return any(source.control is not None for source in self.sources)
 
-    @property
-    def mirror(self) -> Monitor:
-        """Transitional alias: `monitor.mirror.set_include_all(...)` is `set_include_all`."""
-        return self
-
     def changed(self) -> None:
         """Something shown changed outside the fleet's facts (probes, warnings, presence)."""
         self._state.touch()

@@ -244,12 +244,12 @@ def test_actions_go_to_the_first_source_with_a_control() -> None:
 
 def test_include_all_asks_every_source_again() -> None:
     """Every device or speakers only: the fleet's rule changes and each source feeds its
-    devices again (`monitor.mirror.set_include_all` is the same, for the TUI until it moves)."""
+    devices again."""
     first, second = Feeder("one"), Feeder("two")
     monitor = Monitor(sources=[first, second])
     monitor.set_include_all(True)
     assert monitor.state.include_all
     assert (first.refreshed, second.refreshed) == (1, 1)
-    monitor.mirror.set_include_all(False)
+    monitor.set_include_all(False)
     assert not monitor.state.include_all
     assert (first.refreshed, second.refreshed) == (2, 2)
