@@ -16,6 +16,8 @@ import pytest
 import core.events
 from core.events import (
     ActionEvent,
+    AlignEvent,
+    AlignResult,
     DeviceEvent,
     DropoutEvent,
     Event,
@@ -61,6 +63,10 @@ def every_event() -> list[Event]:
         RawEvent(T + 6.5, {"type": "future-thing", "t": T + 6.5, "address": ADDR}),
         ActionEvent(T + 7, ADDR, "resync", "error", "br-connection-page-timeout",
                     "the speaker did not answer: is it on and in range?", 5.2),
+        AlignEvent(T + 8, "btmon_fleet", (
+            AlignResult(ADDR, 12, -6.5, 0.4, "Bar", 212.5),
+            AlignResult("AA:BB:CC:DD:EE:02", 0, None, None, "Foyer"),
+        ), 140.2, 3.1, 3, 5.0, "not-aligned", "Foyer was not heard"),
     ]  # fmt: skip
 
 
@@ -106,7 +112,7 @@ def test_round_trip_of_every_event_type(db: Path) -> None:
         (T + 3, "transport", ADDR),
     ]
     assert {r[1] for r in rows} == {"snapshot", "speaker", "device", "transport", "source",
-                                    "dropout", "probe", "future-thing", "action"}  # fmt: skip
+                                    "dropout", "probe", "future-thing", "action", "align"}  # fmt: skip
 
 
 def test_file_layout_matches_design(db: Path) -> None:
@@ -147,17 +153,15 @@ def test_read_filters_and_orders_by_time(db: Path) -> None:
 
 
 def test_many_appends_one_flush_few_transactions(db: Path) -> None:
-    """5,000 single-event appends are committed in a handful of transactions, not 5,000."""
+    """5,000 single-event appends are committed in a handful of transactions, not 5,000 (how
+    fast an append is: `python -m bench store-ingest`, not a timed test)."""
     total = 5 * COMMIT_BATCH
     with EventStore(db) as store:
-        started = time.perf_counter()
         for i in range(total):
             store.append([transport(i)])
-        append_s = time.perf_counter() - started
         assert store.flush()
         assert store.count() == total
         assert store.transactions <= 2 * total // COMMIT_BATCH, store.transactions
-    assert append_s / total < 200e-6, f"append took {append_s / total * 1e6:.0f} µs per event"
     assert [e["seq"] for e in EventStore(db).read()] == list(range(total))
 
 
