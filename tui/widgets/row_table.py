@@ -229,6 +229,8 @@ class RowTable(ScrollView, can_focus=True):
         self._row_index: dict[str, int] = {}
         self._data: dict[str, dict[str, Cell]] = {}
         self._texts: dict[str, list[Text]] = {}
+        #: Each cell's width in cells (auto columns fit the widest).
+        self._widths: dict[str, list[int]] = {}
         #: Row index (HEADER_ROW for the header) -> (what it was drawn from, its line).
         self._lines: dict[int, tuple[tuple[object, ...], Strip]] = {}
         #: (row, column) -> (the cell drawn, (width, cursor, hover), its segments): a row
@@ -290,9 +292,12 @@ class RowTable(ScrollView, can_focus=True):
         self._row_index = {key: i for i, key in enumerate(self._keys)}
         self._data = {key: dict(cells) for key, cells in rows}
         self._texts = {key: self._format(cells) for key, cells in rows}
+        self._widths = {
+            key: [self._width_of(t) for t in texts] for key, texts in self._texts.items()
+        }
         for index, column in enumerate(self._columns):
             if column.fixed is None:
-                widths = [self._width_of(texts[index]) for texts in self._texts.values()]
+                widths = [widths[index] for widths in self._widths.values()]
                 column.content_width = max([column.content_width, *widths])
         self._forget_lines()
         self._cursor_row = self._cursor_column = self._hover_row = 0
@@ -309,6 +314,7 @@ class RowTable(ScrollView, can_focus=True):
         row = self._row_index[key]
         data = self._data[key]
         texts = self._texts[key]
+        widths = self._widths[key]
         changed: list[int] = []
         for column_key, value in cells.items():
             index = self._column_index.get(column_key)
@@ -316,6 +322,7 @@ class RowTable(ScrollView, can_focus=True):
                 continue
             data[column_key] = value
             texts[index] = _formatted(value)
+            widths[index] = self._width_of(texts[index])
             changed.append(index)
         if not changed:
             return
@@ -583,7 +590,7 @@ class RowTable(ScrollView, can_focus=True):
 
     def _refit(self, column: Column, index: int) -> bool:
         """Fit an auto column to its label and cells; True if its width changed."""
-        widths = [self._width_of(texts[index]) for texts in self._texts.values()]
+        widths = [widths[index] for widths in self._widths.values()]
         width = max([self._width_of(column.label), *widths])
         if width == column.content_width:
             return False
