@@ -111,8 +111,10 @@ def test_round_trip_of_every_event_type(db: Path) -> None:
         (T + 2, "device", ADDR),
         (T + 3, "transport", ADDR),
     ]
-    assert {r[1] for r in rows} == {"snapshot", "speaker", "device", "transport", "source",
-                                    "dropout", "probe", "future-thing", "action", "align"}  # fmt: skip
+    assert {r[1] for r in rows} == {
+        "snapshot", "speaker", "device", "transport", "source", "dropout", "probe",
+        "future-thing", "action", "align",
+    }  # fmt: skip
 
 
 def test_file_layout_matches_design(db: Path) -> None:
