@@ -22,6 +22,7 @@ test process (pactl and the ALSA `pulse` device) at it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -119,7 +121,19 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
     require_binary("pactl", "pulseaudio-utils")
     require_binary("pacat", "pulseaudio-utils")
     require_portaudio()
-    base = tmp_path_factory.mktemp("pulse")
+    with private_pulse(tmp_path_factory.mktemp("pulse")) as server:
+        if not any(d.name == "pulse" for d in list_devices(rescan=True)):
+            message = "PortAudio has no ALSA `pulse` device: apt install libasound2-plugins"
+            if IN_CI:
+                pytest.fail(message)
+            pytest.skip(message)
+        yield server
+
+
+@contextlib.contextmanager
+def private_pulse(base: Path) -> Iterator[PulseServer]:
+    """Start the private server with the room under `base` (also for benches), set
+    PULSE_SERVER for this process, and stop everything on exit."""
     runtime, home = base / "run", base / "home"
     runtime.mkdir(mode=0o700)
     home.mkdir()
@@ -168,11 +182,6 @@ def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
         )
         _wait(lambda: server.room_latency_us() < ROOM_READY_LATENCY_US, "the room to wake up")
         os.environ["PULSE_SERVER"] = server.server
-        if not any(d.name == "pulse" for d in list_devices(rescan=True)):
-            message = "PortAudio has no ALSA `pulse` device: apt install libasound2-plugins"
-            if IN_CI:
-                pytest.fail(message)
-            pytest.skip(message)
         yield server
     finally:
         if saved is None:

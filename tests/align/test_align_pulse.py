@@ -11,7 +11,7 @@ import pytest
 from core.align import stages
 from core.align.loop import align
 from core.align.measure import FleetMic, Target
-from tests.align.conftest import (
+from tests.align.rooms import (
     Room,
     direct_arrivals,
     fleet_arrivals,

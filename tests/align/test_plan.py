@@ -43,7 +43,9 @@ def test_spread_offsets_and_moved() -> None:
 
 
 def test_stop_rule() -> None:
-    assert plan.judge(1, 5, 4.0, 5.0) == plan.Verdict(True, True)
+    assert plan.judge(1, 5, 2.9, 5.0) == plan.Verdict(True, True)
+    assert plan.judge(1, 5, 4.0, 5.0) == plan.Verdict(False, False)  # aims lower first
+    assert plan.judge(5, 5, 4.0, 5.0) == plan.Verdict(True, True)
     assert plan.judge(1, 5, 9.0, 5.0) == plan.Verdict(False, False)
     last = plan.judge(5, 5, 9.0, 5.0)
     assert last.stop and not last.aligned and "9.0 ms after 5 rounds" in last.why
@@ -76,7 +78,9 @@ class SimulatedFleet:
 
 
 def test_the_loop_corrects_the_residual_until_within_target() -> None:
-    fleet = SimulatedFleet({A: 100.0, B: 240.0, C: 180.0}, errors=[-8.0, 5.0, 0.3, -0.2, 0.1, 0.2, 0.1, 0.0])
+    fleet = SimulatedFleet(
+        {A: 100.0, B: 240.0, C: 180.0}, errors=[-8.0, 5.0, 0.3, -0.2, 0.1, 0.2, 0.1, 0.0]
+    )
     rounds = []
     outcome = align(
         TARGETS, {}, measure=fleet.measure, apply=fleet.apply, target_ms=5.0,
