@@ -22,10 +22,15 @@ import numpy as np
 import scipy.fft as sfft
 
 from core.probe import ProbeError
-from core.probe.direct import CANDIDATE_REL, SHAPE_S, pick_direct
+from core.probe.direct import (
+    CANDIDATE_REL,
+    PROOF_NOISE_S,
+    SHAPE_S,
+    pick_direct,
+)
 from core.probe.gaps import Gap, find_gaps
 from core.probe.signals import ProbeSet
-from core.probe.spectra import PAD, Filter, make_filter
+from core.probe.spectra import PAD, Filter, make_filters, place, replay
 from core.probe.wavio import CLIP_LEVEL
 
 #: Envelope peak / noise needed to call a speaker detected. The largest of N Rayleigh noise
@@ -51,12 +56,35 @@ MIN_NOISE_S: Final = 0.002
 NEAR_GUARD_S: Final = 0.003
 #: The envelope of an arrival rises this long before its peak (main lobe of the kernel).
 GUARD_S: Final = 0.0005
+#: A second look (the other speakers' estimated sound taken out of the recording first) for a
+#: speaker with an earlier peak it could not prove, or whose strongest path is under
+#: DOUBT_PNR x the noise: a direct path LOUDER_MAX times weaker (8 dB; issue 11's rooms have
+#: reflections up to 2.5x louder than the direct sound) would then hide under the candidates'
+#: threshold, CANDIDATE_PNR x the noise.
+LOUDER_MAX: Final = 2.5
+DOUBT_PNR: Final = 16.0
+#: A heard speaker's sound is estimated from its filter output from REPLAY_BEFORE_S before its
+#: direct path on (as many lags as the filter's design holds: ~85 ms for a 0.5 s probe), each
+#: lag gated against REPLAY_GATE x its noise.
+REPLAY_BEFORE_S: Final = 0.002
+REPLAY_GATE: Final = 3.0
+#: The others are replayed loudest first until this share of their estimated energy is taken
+#: out (the rest would leak into the search too little to matter).
+REPLAY_SHARE: Final = 0.9
+#: Lags of room before the noise spans of a second look's stretch of filter output.
+RELOOK_MARGIN: Final = 64
+#: Lags each side of a stretch whose analytic signal is wanted, against the FFT's edge effects.
+ANALYTIC_MARGIN: Final = 256
 #: Clock skew beyond this is not a clock (an error of the half fits): the skew is then ignored.
 MAX_SKEW_PPM: Final = 500.0
 #: Warning levels: fraction of clipped samples, and RMS below which the recording is silent.
 CLIP_WARN: Final = 0.001
 SILENT_DBFS: Final = -90.0
 _MAD_TO_SIGMA: Final = 1.0 / 0.6745
+#: Filter outputs computed at once (batched FFTs run about twice as fast as one at a time),
+#: as many as fit this many bytes: 11 for 3 s at 48 kHz, one for 60 s (peak memory is about
+#: four times this: the placed filters, their spectra and the products).
+BATCH_BYTES: Final = 8 << 20
 #: The full-length filtering runs in single precision: float32 FFTs are about twice as fast and
 #: their ~1e-7 relative error is far below any recording's noise (16-bit audio: 3e-5).
 FFT_DTYPE: Final = np.float32
@@ -82,8 +110,8 @@ class Arrival:
     level_dbfs: float | None
     strongest_ms: float | None = None
     skew_ppm: float | None = None
-    #: an earlier peak (ms before the strongest) that could not be proven the direct path, when
-    #: `arrival_ms` fell back to the strongest path for it
+    #: an earlier peak (ms before the path of `arrival_ms`) that could not be proven the
+    #: direct path: `arrival_ms` may then be a reflection's
     unproven_ms: float | None = None
 
 
@@ -160,7 +188,7 @@ def _envelope_peak(segment: np.ndarray, index: int) -> tuple[float, float]:
 
 def _local_analytic(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """Analytic signal of values[lo:hi], computed with a margin against edges."""
-    margin = 256
+    margin = ANALYTIC_MARGIN
     a, b = max(0, lo - margin), min(len(values), hi + margin)
     return np.asarray(_analytic(values[a:b])[lo - a : hi - a])
 
@@ -171,10 +199,14 @@ def _local_envelope(values: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 
 def _analytic(values: np.ndarray) -> np.ndarray:
-    """The analytic signal (Hilbert transform by FFT): negative frequencies removed, the
-    positive ones doubled. Here rather than scipy.signal, which costs ~50 MB of RSS to load."""
-    n = values.size
-    spectrum = sfft.fft(values)
+    """The analytic signal (Hilbert transform by FFT) along the last axis: negative
+    frequencies removed, the positive ones doubled. Here rather than scipy.signal, which costs
+    ~50 MB of RSS to load. The FFT runs at a fast size (zero padding): a length with a large
+    prime factor (a 50 ms search window plus margins came to 7 x 419) costs four times as
+    much."""
+    size = values.shape[-1]
+    n = sfft.next_fast_len(size)
+    spectrum = sfft.fft(values, n, axis=-1)
     gain = np.zeros(n)
     gain[0] = 1.0
     if n % 2 == 0:
@@ -182,7 +214,7 @@ def _analytic(values: np.ndarray) -> np.ndarray:
         gain[1 : n // 2] = 2.0
     else:
         gain[1 : (n + 1) // 2] = 2.0
-    return np.asarray(sfft.ifft(spectrum * gain))
+    return np.asarray(sfft.ifft(spectrum * gain, axis=-1)[..., :size])
 
 
 def _mad_sigma(values: np.ndarray) -> float:
@@ -226,17 +258,41 @@ def detect_threshold(lags: int) -> float:
     return max(DETECT_PNR, DETECT_MARGIN * math.sqrt(2 * math.log(lags / DETECT_FALSE_ALARM)))
 
 
-def _locate(rec: np.ndarray, spectrum: np.ndarray, filt: Filter) -> Arrival:
-    n = len(rec)
-    corr = filt.apply(spectrum)
-    strongest = int(np.argmax(np.abs(corr[:n])))
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """One look at a speaker's filter output, and what a second look would need."""
+
+    arrival: Arrival
+    #: lag of the strongest path
+    strongest: int
+    #: whether an earlier path may hide under the other probes' leakage: an earlier peak was
+    #: not proven, or the strongest path is too close to the noise for one to be
+    doubtful: bool = False
+    #: the filter output over the speaker's response (from lag `start`) and its noise level
+    start: int = 0
+    window: np.ndarray | None = None
+    sigma: float = 0.0
+
+
+def _locate(
+    corr: np.ndarray,
+    lag0: int,
+    filt: Filter,
+    lags: int,
+    rec: np.ndarray | None,
+    skew_ppm: float | None = None,
+) -> _Look:
+    """Judge one speaker's filter output `corr` (corr[k] = lag lag0 + k; the recording has
+    `lags` lags >= 0): fit its clock skew on the recording `rec`, or take `skew_ppm`."""
+    count = max(1, min(len(corr), lags - lag0))  # the lags inside the recording
+    strongest = int(np.argmax(np.abs(corr[:count])))
     lo = max(0, strongest - int(FIRST_WINDOW_S * filt.rate) - 2)
-    hi = min(n, strongest + 3 + int(SHAPE_S * filt.rate) + 2)  # room for its shape
+    hi = min(count, strongest + 3 + int(SHAPE_S * filt.rate) + 2)  # room for its shape
     analytic = _local_analytic(corr, lo, hi)
     env = np.abs(analytic)
     peak_pos = int(np.argmax(env[max(0, strongest - lo - 2) :])) + max(0, strongest - lo - 2)
     strong_at, strong_height = _envelope_peak(env, peak_pos)
-    sigma = _noise_sigma(corr, strongest, n, filt.rate)
+    sigma = _noise_sigma(corr, strongest, count, filt.rate)
     # Leakage varies with lag: also measure the search window up to the first point that could
     # be the direct path (nothing of this speaker arrives before that point).
     earliest = int(np.argmax(env >= CANDIDATE_REL * strong_height)) - int(GUARD_S * filt.rate)
@@ -249,28 +305,145 @@ def _locate(rec: np.ndarray, spectrum: np.ndarray, filt: Filter) -> Arrival:
     if near - lo >= int(MIN_NOISE_S * filt.rate):
         sigma = max(sigma, _mad_sigma(corr[lo:near]))
     pnr = strong_height / sigma if sigma > 0 else np.inf
-    if pnr < detect_threshold(n):
-        return Arrival(filt.index, False, None, _db(pnr), None)
+    if pnr < detect_threshold(lags):
+        return _Look(Arrival(filt.index, False, None, _db(pnr), None), lag0 + strongest)
     pick = pick_direct(corr, analytic, lo, peak_pos, sigma, filt.rate, filt.kernel)
     first = pick.index
     direct_at, direct_height = _envelope_peak(env, first)
-    direct = lo + direct_at
-    slope = _half_delays(rec, filt, direct) if filt.halves else None
+    direct = lag0 + lo + direct_at
+    if rec is not None:
+        slope = _half_delays(rec, filt, direct) if filt.halves else None
+    else:
+        slope = None if skew_ppm is None else -skew_ppm * 1e-6
     skew = None
     if slope is not None and abs(slope) <= MAX_SKEW_PPM * 1e-6:
         direct -= slope * filt.centroid
         skew = -slope * 1e6
     to_ms = 1000.0 / filt.rate
-    return Arrival(
+    arrival = Arrival(
         index=filt.index,
         detected=True,
         arrival_ms=direct * to_ms,
         snr_db=_db(direct_height / sigma if sigma > 0 else np.inf),
         level_dbfs=_db(direct_height * filt.rms),
-        strongest_ms=(lo + strong_at) * to_ms,
+        strongest_ms=(lag0 + lo + strong_at) * to_ms,
         skew_ppm=skew,
         unproven_ms=pick.unproven_ms,
     )
+    start = max(0, lo + first - int(REPLAY_BEFORE_S * filt.rate))
+    stop = min(len(corr), start + filt.local_fft - filt.length + 1)
+    return _Look(
+        arrival,
+        lag0 + strongest,
+        doubtful=pick.unproven_ms is not None or pnr < DOUBT_PNR,
+        start=lag0 + start,
+        window=np.array(corr[start:stop]),
+        sigma=sigma,
+    )
+
+
+def _energy(look: _Look) -> float:
+    """The energy of a heard speaker's response over its window, less the noise's share."""
+    assert look.window is not None
+    raw = float(np.sum(np.square(look.window, dtype=np.float64)))
+    return max(0.0, raw - len(look.window) * look.sigma**2)
+
+
+def _sounds(looks: list[_Look], filters: list[Filter]) -> list[tuple[int, np.ndarray]]:
+    """Heard speakers' estimated sound in the recording (first sample, samples): each one's
+    filter output over its window, every lag kept in proportion to how far it stands out of
+    the noise (a Wiener-like gate: noise alone would add as much as it takes away), replayed
+    through its reference (the FFTs batched over all of them)."""
+    width = max(len(look.window) for look in looks if look.window is not None)
+    windows = np.zeros((len(looks), width))
+    for row, look in zip(windows, looks, strict=True):
+        assert look.window is not None
+        row[: len(look.window)] = look.window
+    sigma = np.array([[look.sigma] for look in looks])
+    envelope = np.maximum(np.abs(_analytic(windows)), 1e-300)
+    gated = windows * np.clip(1.0 - (REPLAY_GATE * sigma / envelope) ** 2, 0.0, 1.0)
+    sounds = replay(filters, gated)
+    return [(look.start, sound) for look, sound in zip(looks, sounds, strict=True)]
+
+
+def _segment(
+    rec: np.ndarray, look: _Look, filt: Filter, others: list[tuple[int, np.ndarray]]
+) -> tuple[int, int, np.ndarray]:
+    """The lags a second look needs (first, last) and the stretch of recording they read,
+    FFT-sized for the filter's design (or larger when they do not fit it), the others'
+    estimated sound taken out."""
+    rate, m = filt.rate, look.strongest
+    first = max(0, m - int((FIRST_WINDOW_S + max(PROOF_NOISE_S)) * rate) - RELOOK_MARGIN)
+    last = min(len(rec), m + int(SHAPE_S * rate) + ANALYTIC_MARGIN + 8)
+    size = filt.local_fft  # the design's own size when the stretch fits it (0.5 s at 48 kHz)
+    if last - first > size - filt.length:
+        size = sfft.next_fast_len(last - first + filt.local_fft, real=True)
+    start = first - filt.lead
+    segment = np.zeros(size)
+    lo, hi = max(0, start), min(len(rec), start + size)
+    segment[lo - start : hi - start] = rec[lo:hi]
+    for at, sound in others:
+        lo, hi = max(at, start), min(at + len(sound), start + size)
+        if lo < hi:
+            segment[lo - start : hi - start] -= sound[lo - at : hi - at]
+    return first, last, segment
+
+
+def _second_looks(
+    rec: np.ndarray, looks: list[_Look], filters: list[Filter], heard: list[int]
+) -> None:
+    """Look again at each doubtful speaker with the other speakers' estimated sound taken out
+    of the stretch of recording its direct-path search reads: what is left there is its own
+    sound and the noise, not the other probes' leakage (which, the probes being alike rather
+    than orthogonal, can bury a weak direct path deeper than the noise does). The noise level
+    is then that of the search window itself (the stretch holds no lags before it), the skew
+    the first look's. A look that still hears the speaker replaces the first one."""
+    energy = {k: _energy(looks[k]) for k in heard}
+    plans: dict[int, list[int]] = {}
+    for k in (k for k in heard if looks[k].doubtful):
+        # the loudest others first, until what is left would leak too little to matter
+        others = sorted((j for j in heard if j != k), key=lambda j: -energy[j])
+        total = left = sum(energy[j] for j in others)
+        plans[k] = []
+        for j in others:
+            if left <= (1 - REPLAY_SHARE) * total:
+                break
+            plans[k].append(j)
+            left -= energy[j]
+    needed = sorted({j for plan in plans.values() for j in plan})
+    if not needed:
+        return
+    estimated = _sounds([looks[j] for j in needed], [filters[j] for j in needed])
+    sounds = dict(zip(needed, estimated, strict=True))
+    targets = [k for k in plans if plans[k]]
+    stretches = [
+        _segment(rec, looks[k], filters[k], [sounds[j] for j in plans[k]]) for k in targets
+    ]
+    # the stretches that fit their design's size, filtered at once (batched FFTs)
+    batched = [i for i, (_, _, seg) in enumerate(stretches) if len(seg) == filters[0].local_fft]
+    outputs: dict[int, np.ndarray] = {}
+    if batched:
+        spectra = sfft.rfft(np.stack([stretches[i][2] for i in batched]).astype(FFT_DTYPE), axis=-1)
+        spectra *= np.stack([filters[targets[i]].local_spectrum for i in batched])
+        outputs = dict(
+            zip(batched, sfft.irfft(spectra, filters[0].local_fft, axis=-1), strict=True)
+        )
+    for i, (k, (first, last, segment)) in enumerate(zip(targets, stretches, strict=True)):
+        filt = filters[k]
+        if i in outputs:
+            corr = outputs[i]
+        else:
+            corr = filt.at(len(segment)).apply(sfft.rfft(segment.astype(FFT_DTYPE)))
+        again = _locate(
+            corr[filt.lead : filt.lead + last - first + 1],
+            first,
+            filt,
+            len(rec),
+            None,
+            looks[k].arrival.skew_ppm,
+        )
+        if again.arrival.detected:
+            looks[k] = again
 
 
 def _db(ratio: float) -> float:
@@ -296,15 +469,27 @@ def analyze(recording: np.ndarray, rate: int, reference: ProbeSet) -> Analysis:
     # room for every lag of the filter's response without circular wrap (see make_filter)
     n_fft = sfft.next_fast_len(rec.size + reference.length + 2 * PAD, real=True)
     spectrum = sfft.rfft(rec.astype(FFT_DTYPE), n_fft)
+    designs = make_filters(reference.signals, rate)
+    looks = []
+    # a few filters at a time (batched FFTs), as many as BATCH_BYTES of outputs hold
+    batch = max(1, BATCH_BYTES // (4 * n_fft))
+    for first in range(0, len(designs), batch):
+        chunk = designs[first : first + batch]
+        outputs = sfft.irfft(place(chunk, n_fft) * spectrum, n_fft, axis=-1)
+        looks += [
+            _locate(corr, 0, d, rec.size, rec) for d, corr in zip(chunk, outputs, strict=True)
+        ]
+        del outputs
+    _second_looks(rec, looks, designs, [k for k, look in enumerate(looks) if look.arrival.detected])
     arrivals = []
-    for index, signal in enumerate(reference.signals, start=1):
-        filt = make_filter(signal, rate, n_fft, index)
-        arrival = _locate(rec, spectrum, filt)
+    for index, look in enumerate(looks, start=1):
+        arrival = look.arrival
         if arrival.unproven_ms is not None:
             warnings.append(
-                f"speaker {index}: a peak {arrival.unproven_ms:.2f} ms before its strongest path "
-                "could not be confirmed as the direct path (too close to the noise, or not "
-                "shaped like this probe); arrival_ms is the strongest path"
+                f"speaker {index}: a peak {arrival.unproven_ms:.2f} ms before the path reported "
+                "could not be confirmed as the direct path (too close to the noise and the "
+                "other probes, or not shaped like this probe); arrival_ms is the earliest "
+                "path that was (or the strongest)"
             )
         if arrival.detected and arrival.arrival_ms is not None:
             end_s = arrival.arrival_ms / 1000.0 + reference.duration_s

@@ -5,7 +5,7 @@ strongest peak of a speaker's filter output. Music, babble and the other probes'
 peaks there too; an earlier peak counts only if it stands out of the noise measured just
 before it (robustly, so a burst of music raises the bar) and has the shape of a path of this
 speaker (its analytic waveform matches the strongest path's). When none does, the strongest
-path is the answer and the caller says so.
+path is the answer; when an earlier peak was seen but not proven, the caller says so.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ GUARD_S: Final = 0.0005
 
 @dataclass(frozen=True, slots=True)
 class DirectPick:
-    """The direct path's index in the envelope, and the earliest peak that could not be proven
-    (ms before the strongest) when the answer fell back to a later one."""
+    """The direct path's index in the envelope, and the earliest peak before it that could not
+    be proven (ms before it), if any: the answer may then be a reflection."""
 
     index: int
     unproven_ms: float | None
@@ -136,6 +136,7 @@ def pick_direct(
     threshold = max(CANDIDATE_PNR * sigma, CANDIDATE_REL * height)
     half = max(2, round(SHAPE_S * rate))
     unproven: int | None = None
+    pick = strongest
     for candidate in _candidates(envelope, strongest, threshold):
         peak = float(envelope[candidate])
         local = max(
@@ -147,9 +148,10 @@ def pick_direct(
             _shape(analytic, int(candidate), strongest, half, kernel) >= SHAPE_MIN
         )
         if proven:
-            return DirectPick(int(candidate), None)
+            pick = int(candidate)
+            break
         if unproven is None:
             unproven = int(candidate)
     if unproven is None:
-        return DirectPick(strongest, None)
-    return DirectPick(strongest, (strongest - unproven) * 1000.0 / rate)
+        return DirectPick(pick, None)
+    return DirectPick(pick, (pick - unproven) * 1000.0 / rate)

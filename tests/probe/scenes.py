@@ -241,6 +241,61 @@ class Scene:
         )
 
 
+def _sound(
+    rng: np.random.Generator,
+    out: np.ndarray,
+    probe: np.ndarray,
+    arrival: float,
+    skew: float,
+    gain: float,
+    louder: tuple[float, float] | None,
+) -> None:
+    """Add one speaker's sound to `out`: its direct path at `arrival` (samples), 2-12
+    reflections up to 40 ms later, with `louder` one or two more of that gain range 0.5-15 ms
+    after it, and a diffuse tail (RT60 0.2-1.0 s, -10..+6 dB against the direct sound)."""
+    n, length = len(out), len(probe)
+    dense = _oversampled(probe)
+    _place(out, dense, length, arrival, skew, gain)
+    reflections = int(rng.integers(2, 12))
+    for _ in range(reflections):
+        extra = rng.uniform(0.3e-3, 40e-3) * RATE
+        level = rng.uniform(0.1, 0.7) * (1 - 0.5 * extra / (40e-3 * RATE))
+        _place(out, dense, length, arrival + extra, skew, gain * level * rng.choice([-1, 1]))
+    if louder is not None:
+        for _ in range(int(rng.integers(1, 3))):
+            extra = rng.uniform(0.5e-3, 15e-3) * RATE
+            _place(out, dense, length, arrival + extra, skew, gain * rng.uniform(*louder))
+    rt60 = rng.uniform(0.2, 1.0)
+    tail_len = int(rt60 * RATE)
+    tail = rng.standard_normal(tail_len) * np.exp(-6.9 * np.arange(tail_len) / tail_len)
+    tail *= gain * 10 ** (rng.uniform(-10, 6) / 20) / np.sqrt(np.sum(tail**2))
+    start = int(arrival) + int(rng.uniform(2e-3, 10e-3) * RATE)
+    size = length + tail_len
+    played = np.fft.irfft(np.fft.rfft(probe, size) * np.fft.rfft(tail, size), size)
+    played = played[: max(0, n - start)]
+    out[start : start + len(played)] += played
+
+
+def _mixed(
+    rng: np.random.Generator,
+    out: np.ndarray,
+    speakers: list[Speaker],
+    probes: ProbeSet,
+    noise: str,
+    snr_db: float,
+) -> tuple[np.ndarray, tuple[Speaker, ...], float]:
+    """The recording (noise at `snr_db` under the whole probe mix, scaled to a peak of
+    -36..-6 dBFS, 16 bits), each speaker's own SNR, and the peak level."""
+    probe_power = float(np.mean(probes.signals**2))
+    # SNR of the whole probe mix (the harder reading: each speaker is below it)
+    mix = sum(10 ** (s.level_db / 10) for s in speakers if s.present) or 1.0
+    noise_power = probe_power * mix / 10 ** (snr_db / 10)
+    background = noise_of(noise, rng, len(out)) * np.sqrt(noise_power)
+    own = [replace(s, snr_db=s.level_db + snr_db - 10 * np.log10(mix)) for s in speakers]
+    peak = float(rng.uniform(-36, -6))
+    return finish(out + background, peak), tuple(own), peak
+
+
 def arrival_scene(
     seed: int,
     probes: ProbeSet,
@@ -259,16 +314,12 @@ def arrival_scene(
     noise = noise or str(rng.choice(NOISE_KINDS))
     absent = int(rng.integers(0, min(2, count - 1) + 1)) if absent is None else absent
     louder = bool(rng.random() < 0.5) if louder is None else louder
-    n = round(duration_s * RATE)
-    length = probes.length
+    out = np.zeros(round(duration_s * RATE))
     missing = set(rng.choice(count, size=absent, replace=False).tolist()) if absent else set()
     emit_s = rng.uniform(0.05, max(0.06, duration_s - probes.duration_s - 0.45))
-    out = np.zeros(n)
-    probe_power = float(np.mean(probes.signals**2))
     speakers = []
     for index in range(count):
         level_db = float(rng.uniform(-10, 0))
-        gain = 10 ** (level_db / 20)
         arrival = (emit_s + rng.uniform(0.0, 0.3)) * RATE
         skew = float(rng.uniform(-60, 60))
         is_louder = louder and bool(rng.random() < 0.8)
@@ -276,35 +327,38 @@ def arrival_scene(
         speakers.append(
             Speaker(present, arrival / RATE * 1000, level_db, level_db, skew, is_louder)
         )
-        if not present:
-            continue
-        dense = _oversampled(probes.signals[index])
-        _place(out, dense, length, arrival, skew, gain)
-        reflections = int(rng.integers(2, 12))
-        for _ in range(reflections):
-            extra = rng.uniform(0.3e-3, 40e-3) * RATE
-            level = rng.uniform(0.1, 0.7) * (1 - 0.5 * extra / (40e-3 * RATE))
-            _place(out, dense, length, arrival + extra, skew, gain * level * rng.choice([-1, 1]))
-        if is_louder:
-            for _ in range(int(rng.integers(1, 3))):
-                extra = rng.uniform(0.5e-3, 15e-3) * RATE
-                _place(out, dense, length, arrival + extra, skew, gain * rng.uniform(1.1, 2.5))
-        rt60 = rng.uniform(0.2, 1.0)
-        tail_len = int(rt60 * RATE)
-        tail = rng.standard_normal(tail_len) * np.exp(-6.9 * np.arange(tail_len) / tail_len)
-        tail *= gain * 10 ** (rng.uniform(-10, 6) / 20) / np.sqrt(np.sum(tail**2))
-        start = int(arrival) + int(rng.uniform(2e-3, 10e-3) * RATE)
-        size = length + tail_len
-        played = np.fft.irfft(
-            np.fft.rfft(probes.signals[index], size) * np.fft.rfft(tail, size), size
+        if present:
+            gain = 10 ** (level_db / 20)
+            louder_gain = (1.1, 2.5) if is_louder else None
+            _sound(rng, out, probes.signals[index], arrival, skew, gain, louder_gain)
+    recording, own, peak = _mixed(rng, out, speakers, probes, noise, snr_db)
+    return Scene(recording, own, noise, snr_db, peak, duration_s, seed)
+
+
+def crowded_scene(seed: int, probes: ProbeSet, *, duration_s: float = 3.0) -> Scene:
+    """Weak speakers among loud ones: one or two at -10..-7 dB whose direct path is under a
+    reflection 1.5-2.5x louder, the others at -3..0 dB (louder reflections in 4 of 5), all
+    present, clock skew ±60 ppm; noise of any kind at 10-40 dB SNR of the probe mix. The
+    loud speakers' sound leaks into a weak one's filter output (the probes are alike, not
+    orthogonal) and buries its direct path deeper than the noise does."""
+    rng = np.random.default_rng(seed)
+    count = probes.count
+    snr_db = float(rng.uniform(10, 40))
+    noise = str(rng.choice(NOISE_KINDS))
+    weak = set(rng.choice(count, size=min(count, int(rng.integers(1, 3))), replace=False).tolist())
+    out = np.zeros(round(duration_s * RATE))
+    emit_s = rng.uniform(0.05, max(0.06, duration_s - probes.duration_s - 0.45))
+    speakers = []
+    for index in range(count):
+        is_weak = index in weak
+        level_db = float(rng.uniform(-10, -7) if is_weak else rng.uniform(-3, 0))
+        arrival = (emit_s + rng.uniform(0.0, 0.3)) * RATE
+        skew = float(rng.uniform(-60, 60))
+        louder = (1.5, 2.5) if is_weak else (1.1, 2.5) if rng.random() < 0.8 else None
+        speakers.append(
+            Speaker(True, arrival / RATE * 1000, level_db, level_db, skew, louder is not None)
         )
-        played = played[: max(0, n - start)]
-        out[start : start + len(played)] += played
-    # SNR of the whole probe mix (the harder reading: each speaker is below it)
-    mix = sum(10 ** (s.level_db / 10) for s in speakers if s.present) or 1.0
-    noise_power = probe_power * mix / 10 ** (snr_db / 10)
-    background = noise_of(noise, rng, n) * np.sqrt(noise_power)
-    own = [replace(s, snr_db=s.level_db + snr_db - 10 * np.log10(mix)) for s in speakers]
-    peak = float(rng.uniform(-36, -6))
-    recording = finish(out + background, peak)
-    return Scene(recording, tuple(own), noise, snr_db, peak, duration_s, seed)
+        gain = 10 ** (level_db / 20)
+        _sound(rng, out, probes.signals[index], arrival, skew, gain, louder)
+    recording, own, peak = _mixed(rng, out, speakers, probes, noise, snr_db)
+    return Scene(recording, own, noise, snr_db, peak, duration_s, seed)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -87,16 +85,3 @@ def test_random_rooms_follow_their_preset() -> None:
         random_room(rng, 2, snr_db=None, reverb="cathedral")
     again = random_room(np.random.default_rng(9), 4, snr_db=0.0, reverb="heavy")
     assert again == random_room(np.random.default_rng(9), 4, snr_db=0.0, reverb="heavy")
-
-
-def test_render_is_fast_enough_for_the_demo() -> None:
-    probes = design_probes(6)
-    rng = np.random.default_rng(4)
-    room = random_room(rng, 6, snr_db=10.0, reverb="heavy", music_db=0.0)
-    render(room, probes, rng)  # warm the kernel table
-    took = []
-    for _ in range(3):
-        start = time.perf_counter()
-        render(room, probes, rng)
-        took.append(time.perf_counter() - start)
-    assert sorted(took)[1] < 0.5  # ~0.1 s measured; generous for a loaded 2-core machine
