@@ -37,7 +37,7 @@ from textual import events
 from textual.message import Message
 
 from bench.common import machine, percentile
-from core.events import ActionEvent
+from core.fleet.events import ActionEvent
 from core.sim.daemon import PrivateBus
 from core.sim.fake_bluez import FakeBluez
 from core.sim.objtree import ObjectTree

@@ -2,7 +2,7 @@
 the truth, and the detector before issue 11 as the same-run peer.
 
 Run: `python -m bench.dropout_nights [--nights 300] [--seed S] [--json FILE]`. Nights come from
-tests/dropout/night.py (3–12 speakers, sessions and breaks, music stops staggered 0–5 s,
+tests/dropouts/night.py (3–12 speakers, sessions and breaks, music stops staggered 0–5 s,
 operator resyncs, old BlueZ, every kind of dropout), each from a fresh seed (printed; --seed or
 BTMON_DROPOUT_SEED pins the first). Targets (issue 11 §3): counts exact for ≥ 95 % of speakers,
 no quiet speaker (no dropout in truth) with a dropout.
@@ -24,9 +24,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, log, machine, verdict
-from core.dropout import DropoutDetector
-from core.report import build_report
-from tests.dropout.night import VARIANTS, Night, fresh_seed, night, perturbed, run_live
+from core.dropouts.detector import DropoutDetector
+from core.dropouts.report import build_report
+from tests.dropouts.night import VARIANTS, Night, fresh_seed, night, perturbed, run_live
 
 #: The detector before issue 11 (2 s confirmation, no fleet-stop spread, probe + stall twice).
 PEER_COMMIT = "ec59988"
@@ -36,10 +36,10 @@ Counts = dict[str, list[tuple[float, str]]]
 
 
 def _peer_module() -> types.ModuleType | None:
-    """core/dropout.py as it was at PEER_COMMIT (None when git cannot show it)."""
+    """core/dropouts/detector.py as it was at PEER_COMMIT (None when git cannot show it)."""
     try:
         source = subprocess.run(
-            ["git", "show", f"{PEER_COMMIT}:core/dropout.py"],
+            ["git", "show", f"{PEER_COMMIT}:core/dropouts/detector.py"],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -49,7 +49,7 @@ def _peer_module() -> types.ModuleType | None:
         return None
     module = types.ModuleType("old_dropout")
     sys.modules[module.__name__] = module  # dataclasses look their module up
-    exec(compile(source, f"{PEER_COMMIT}:core/dropout.py", "exec"), module.__dict__)
+    exec(compile(source, f"{PEER_COMMIT}:core/dropouts/detector.py", "exec"), module.__dict__)
     return module
 
 

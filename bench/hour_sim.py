@@ -19,8 +19,8 @@ What is simulated (explicitly):
   Monitor's tick twice (core.monitor.TICK_S), and the demo's dropper: one speaker
   drops (transport gone, Disconnected, Connected=false) at 45 s and then every 282 s, and
   comes back 6 s later (as in the default demo scenario).
-* The app's SQLite event log (core.store.EventStore, on by default in the TUI) is open, in a
-  temporary directory, as the command line would open it.
+* The app's SQLite event log (core.eventlog.store.EventStore, on by default in the TUI) is
+  open, in a temporary directory, as the command line would open it.
 * The clock the app and mirror see is simulated (starts now, + one interval per step).
 * One hour is 3600 / interval steps (36,000 frames at 10 Hz) and 3.6 M changes: more than a
   benchmark can run, so the run stops at its wall-clock budget. RSS (VmRSS) and Python's
@@ -105,10 +105,10 @@ class LoopbackBus:
 
 # -- child: the app for an hour ----------------------------------------------------------
 def _open_log(state_dir: str) -> Any:
-    """The SQLite event log the TUI keeps by default (core.store.EventStore), in state_dir;
+    """The SQLite event log the TUI keeps by default (core.eventlog.store.EventStore), in state_dir;
     None when this version of the code has none."""
     try:
-        from core.store import EventStore
+        from core.eventlog.store import EventStore
     except ImportError:
         return None
     store = EventStore(Path(state_dir) / "events.sqlite3")

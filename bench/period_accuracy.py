@@ -1,14 +1,14 @@
-"""Accuracy of core.period.find_period on seeded synthetic series with known truth.
+"""Accuracy of core.dropouts.period.find_period on seeded synthetic series with known truth.
 
 `.venv/bin/python -m bench.period_accuracy [--series N] [--seed-base S] [--json FILE]`
 
-Scenarios come from tests/period/gen.py (periods log-uniform 30..3600 s, ±2 % uniform or σ 1 %
-gaussian per-interval jitter, missed drops, unrelated extra drops, period changes, random
+Scenarios come from tests/dropouts/period_gen.py (periods log-uniform 30..3600 s, ±2 % uniform
+or σ 1 % gaussian per-interval jitter, missed drops, unrelated extra drops, period changes, random
 droppers). Targets (DESIGN §4.3 and the issue): period within 1 %, next drop within 5 % of P,
 at most 1 false period in 20 random droppers, a period change is noticed.
 
 The default seed base (1 000 000) is not the one the tests and the tuning used (0..~300): the
-numbers printed are on series nobody looked at while writing core/period.py.
+numbers printed are on series nobody looked at while writing core/dropouts/period.py.
 Not a test: it prints numbers and PASS/FAIL against the targets, and exits 0.
 """
 
@@ -26,8 +26,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.period import Period, find_period
-from tests.period import gen
+from core.dropouts.period import Period, find_period
+from tests.dropouts import period_gen as gen
 
 #: Targets from the issue.
 PERIOD_ERR_PCT = 1.0

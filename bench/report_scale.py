@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.dropout import DropoutDetector
-from core.events import DeviceEvent, DropoutEvent, SpeakerEvent, TransportEvent
-from core.model import Speaker, Transport, Verdict
-from core.report import report_from_db, report_from_jsonl
-from core.store import EventStore
+from core.dropouts.detector import DropoutDetector
+from core.dropouts.report import report_from_db, report_from_jsonl
+from core.eventlog.store import EventStore
+from core.fleet.events import DeviceEvent, DropoutEvent, SpeakerEvent, TransportEvent
+from core.fleet.model import Speaker, Transport, Verdict
 
 T0 = 1_795_800_000.0
 SPEAKERS = 20

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import fmt, log, machine, percentile, verdict
-from core.events import DeviceEvent, Event, SpeakerEvent, TransportEvent
-from core.model import Speaker, Transport, Verdict
 
 # The exact table, indexes and row encoding EventStore uses, so the floor differs only in how
 # rows reach SQLite.
-from core.store import _INSERT, _SCHEMA, EventStore, _row
+from core.eventlog.store import _INSERT, _SCHEMA, EventStore, _row
+from core.fleet.events import DeviceEvent, Event, SpeakerEvent, TransportEvent
+from core.fleet.model import Speaker, Transport, Verdict
 
 EVENTS = 200_000
 RUNS = 3

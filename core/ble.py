@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from core.model import SENDING_STATES, FleetSnapshot, SourceState, SourceStatus, Speaker
+from core.fleet.model import SENDING_STATES, FleetSnapshot, SourceState, SourceStatus, Speaker
 from core.sources import Shown, Source, Warn
 
 #: A device counts as present when it advertised within this many seconds (BLE devices

@@ -18,11 +18,11 @@ from typing import Any, Final, Protocol
 from core.ble import BleScan, BleSource
 from core.bluez.client import BluezMirror
 from core.config import Config
-from core.dropout import DropoutDetector
-from core.events import DropoutEvent, Event, ProbeEvent, RawEvent, SpeakerEvent
-from core.fleet import FleetState
+from core.dropouts.detector import DropoutDetector
+from core.fleet.events import DropoutEvent, Event, ProbeEvent, RawEvent, SpeakerEvent
+from core.fleet.model import DropoutSummary, FleetSnapshot, SourceState, SourceStatus, Speaker
+from core.fleet.state import FleetState
 from core.hci.source import HciSource, MediaSource
-from core.model import DropoutSummary, FleetSnapshot, SourceState, SourceStatus, Speaker
 from core.probe.drift import ProbeHistory
 from core.probe.runner import Backend, ProbeFailed, missed, run_probe, targets_for
 from core.sources import (
@@ -40,7 +40,7 @@ from core.sources import (
 )
 
 #: How often the Monitor ticks: held silences are judged, time-based verdicts re-judged,
-#: every source's `tick` called (a tenth of core.dropout.FLEET_STOP_SPREAD_S).
+#: every source's `tick` called (a tenth of core.dropouts.detector.FLEET_STOP_SPREAD_S).
 TICK_S: Final = 0.5
 #: An HCI source that has not caught up with the present within this long (a capture file
 #: nobody writes yet) stops holding verdicts back: BlueZ's word stands alone (s).
@@ -59,7 +59,7 @@ __all__ = ["TICK_S", "EventLog", "MediaSource", "Monitor"]
 
 
 class EventLog(Protocol):
-    """What the Monitor needs from the event store (core.store.EventStore)."""
+    """What the Monitor needs from the event store (core.eventlog.store.EventStore)."""
 
     def append(self, events: Iterable[Event | dict[str, Any]]) -> None: ...
 

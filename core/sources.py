@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.events import Event
-from core.fleet import FleetState, MediaFacts
-from core.model import Adapter, DeviceFacts, FleetSnapshot, SourceStatus, Speaker
+from core.fleet.events import Event
+from core.fleet.model import Adapter, DeviceFacts, FleetSnapshot, SourceStatus, Speaker
+from core.fleet.state import FleetState, MediaFacts
 
 # -- facts: what a source may hand its Monitor ---------------------------------------------
 

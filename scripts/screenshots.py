@@ -28,7 +28,7 @@ os.environ["COLORTERM"] = "truecolor"
 os.environ.pop("NO_COLOR", None)
 time.tzset()
 
-from core.model import SourceState  # noqa: E402
+from core.fleet.model import SourceState  # noqa: E402
 from core.sim.daemon import DemoUnavailable  # noqa: E402
 from core.sim.demo import DemoFleet  # noqa: E402
 from core.sim.room_sim import RoomBackend  # noqa: E402

@@ -17,9 +17,9 @@ import pytest
 from dbus_next.aio import MessageBus
 
 from core.bluez.client import BluezMirror
-from core.events import Event
-from core.fleet import FleetState
-from core.model import FleetSnapshot, Speaker
+from core.fleet.events import Event
+from core.fleet.model import FleetSnapshot, Speaker
+from core.fleet.state import FleetState
 from core.monitor import TICK_S
 from core.sim.daemon import PrivateBus
 from core.sim.fake_bluez import FakeBluez

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from core.bluez.control import Controller
-from core.describe import plural
-from core.model import FleetSnapshot, Speaker, Verdict
-from core.verdict import LINKED_SILENT
+from core.fleet.describe import plural
+from core.fleet.model import FleetSnapshot, Speaker, Verdict
+from core.fleet.verdict import LINKED_SILENT
 
 #: Speakers a bulk resync bounces at the same time. Each is silent for ~3 s and pages on its
 #: adapter while it reconnects; two keeps the rest of the fleet playing and an adapter's page

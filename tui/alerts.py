@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from core.describe import age, countdown, describe_dropout, describe_event, plural
-from core.events import ActionEvent, DropoutEvent, Event, ProbeEvent
-from core.model import FleetSnapshot, sync_word
+from core.fleet.describe import age, countdown, describe_dropout, describe_event, plural
+from core.fleet.events import ActionEvent, DropoutEvent, Event, ProbeEvent
+from core.fleet.model import FleetSnapshot, sync_word
 from core.probe.runner import missed
 
 #: A toast's colour, as Textual's notify names it.

@@ -15,11 +15,11 @@ from textual.messages import ExitApp
 from textual.screen import Screen
 
 from core.bluez.control import Controller, Timeouts
-from core.model import FleetSnapshot, SourceStatus
+from core.eventlog.replay import ReplayMonitor
+from core.eventlog.store import EventStore
+from core.fleet.model import FleetSnapshot, SourceStatus
 from core.monitor import Monitor
 from core.probe.runner import Backend
-from core.replay import ReplayMonitor
-from core.store import EventStore
 from tui.actions import ActionQueue, running_question
 from tui.alerts import Alerts
 from tui.commands import FleetCommands

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from core.events import Event
-from core.model import FleetSnapshot, SourceStatus
+from core.fleet.events import Event
+from core.fleet.model import FleetSnapshot, SourceStatus
 from core.monitor import EventLog, Monitor
 
 #: Events kept for the log and detail views (about an hour of a busy fleet).

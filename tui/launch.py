@@ -9,7 +9,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from core.replay import ReplayMonitor
+from core.eventlog.replay import ReplayMonitor
 from tui.app import BtmonApp, make_app
 from tui.cli.options import fail
 from tui.cli.probe import probe_backend

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from core.model import SourceState, Verdict
+from core.fleet.model import SourceState, Verdict
 
 VERDICT_STYLE: dict[Verdict, str] = {
     Verdict.STREAMING: "bold green",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from core.align import plan
 from core.align.measure import Target
-from core.events import AlignEvent, AlignResult
+from core.fleet.events import AlignEvent, AlignResult
 
 #: address -> arrival through the fleet output (ms), None when not heard.
 Measure = Callable[[Sequence[Target], dict[str, int]], dict[str, "float | None"]]

@@ -30,7 +30,7 @@ from core.bluez.defs import (
 )
 from core.bluez.facts import adapters, device_facts
 from core.bluez.outcomes import ActionFailed
-from core.model import DeviceFacts, SourceState, SourceStatus
+from core.fleet.model import DeviceFacts, SourceState, SourceStatus
 from core.sources import (
     Adapters,
     DeviceCalls,

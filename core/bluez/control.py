@@ -25,9 +25,9 @@ from core.bluez.outcomes import (
     Timeouts,
     explain,
 )
-from core.events import ActionEvent, Event
-from core.fleet import FleetState
-from core.model import Speaker, Verdict
+from core.fleet.events import ActionEvent, Event
+from core.fleet.model import Speaker, Verdict
+from core.fleet.state import FleetState
 from core.sources import DeviceCalls
 
 __all__ = [

@@ -16,7 +16,7 @@ from core.bluez.defs import (
     decode_codec,
     uuid_matches,
 )
-from core.model import Adapter, DeviceFacts, Transport
+from core.fleet.model import Adapter, DeviceFacts, Transport
 
 #: When a device has several A2DP transports, the most advanced state wins.
 _STATE_RANK = {"active": 3, "broadcasting": 3, "pending": 2, "idle": 1}

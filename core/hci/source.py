@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Protocol
 
-from core.fleet import MediaFacts
-from core.model import FleetSnapshot, SourceState, SourceStatus
+from core.fleet.model import FleetSnapshot, SourceState, SourceStatus
+from core.fleet.state import MediaFacts
 from core.sources import Media, MediaExpected, Source, SourceSink
 
 

@@ -10,8 +10,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from core.events import ProbeEvent
-from core.model import ECHO_MS, TIGHT_MS, DriftSummary, SpeakerProbe, sync_word
+from core.fleet.events import ProbeEvent
+from core.fleet.model import ECHO_MS, TIGHT_MS, DriftSummary, SpeakerProbe, sync_word
 
 __all__ = ["ECHO_MS", "TIGHT_MS", "ProbeHistory", "sync_word", "with_offsets"]
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
-from core.events import ProbeEvent
-from core.model import Speaker, SpeakerProbe, Verdict
+from core.fleet.events import ProbeEvent
+from core.fleet.model import Speaker, SpeakerProbe, Verdict
 from core.probe.drift import with_offsets
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from core.events import ProbeEvent
+from core.fleet.events import ProbeEvent
 from core.probe.runner import Recording, Target
 
 #: Speed of sound at 20 °C (m/s): distance -> acoustic delay.

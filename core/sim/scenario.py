@@ -7,7 +7,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from core.events import DropoutEvent
+from core.fleet.events import DropoutEvent
 from core.sim.fake_bluez import PAGE_TIMEOUT, FakeBluez, SimDevice
 from core.sim.room_sim import RoomSpeaker
 

@@ -5,7 +5,7 @@ Each speaker is a mono null sink `alN` whose monitor is looped into the room (th
 server of tests/pulse_server.py, whose monitor is the microphone) with `latency_msec` = its
 hidden latency: what a Bluetooth speaker's codec and buffer add, unknown to the code under
 test and not part of what its sink reports. The check finds arrivals by plain
-cross-correlation (tests/probe_audio/signals.py), not with the product's analysis, and
+cross-correlation (tests/probe/audio/signals.py), not with the product's analysis, and
 finds the streams to mute from the server's own listing, not from btmon's properties.
 """
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.probe.audio import Output, play_and_record
-from tests.probe_audio.signals import RATE, arrival_s, burst
+from tests.probe.audio.signals import RATE, arrival_s, burst
 from tests.pulse_server import PulseServer
 
 #: Range of the hidden latencies (ms): aptX LL ~40 ms to SBC with a deep buffer ~250 ms.

@@ -8,7 +8,7 @@ import json
 from core.align import plan
 from core.align.loop import align
 from core.align.measure import Target
-from core.events import AlignEvent, AlignResult
+from core.fleet.events import AlignEvent, AlignResult
 
 A, B, C = "00:00:00:00:00:01", "00:00:00:00:00:02", "00:00:00:00:00:03"
 TARGETS = [Target(A, "Left", "s1"), Target(B, "Right", "s2"), Target(C, "Sub", "s3")]

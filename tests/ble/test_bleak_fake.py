@@ -13,8 +13,8 @@ import pytest
 from core.ble import BlePresence, BleUnavailable
 from core.bluez.defs import DEVICE
 from core.sim.fake_bluez import FakeBluez, SimDevice, device_path
+from tests.bluez.conftest import policy_bus
 from tests.conftest import FakeService, wait_for
-from tests.dbus.conftest import policy_bus
 
 pytestmark = pytest.mark.dbus
 

@@ -24,7 +24,7 @@ from core.ble import (
     explain,
     refusal,
 )
-from core.model import Speaker, Transport, Verdict
+from core.fleet.model import Speaker, Transport, Verdict
 
 
 def speaker(name: str, adapter: str, state: str | None, n: int = 1) -> Speaker:

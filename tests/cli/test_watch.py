@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from core.events import decode_line
+from core.fleet.events import decode_line
 from core.sim.daemon import child_env
 from core.sim.scenario import DROP_OUTAGE_S, DROPPER, FIRST_DROP_S, STALLED
 from tests.cli.conftest import Result, run_cli
 from tests.conftest import DEMO_HCI_VERDICTS, require_binary
-from tests.unit.builders import SPEAKER_KEYS
+from tests.fleet.builders import SPEAKER_KEYS
 
 
 def assert_json_lines(result: Result) -> list[dict]:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from core.config import parse_config
-from core.events import SpeakerEvent
-from core.fleet import FleetState
-from core.model import Verdict
-from tests.unit.builders import CONNECTED, address, make_facts, transport
+from core.fleet.events import SpeakerEvent
+from core.fleet.model import Verdict
+from core.fleet.state import FleetState
+from tests.fleet.builders import CONNECTED, address, make_facts, transport
 
 NOW = 1_000.0
 

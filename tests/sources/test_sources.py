@@ -13,15 +13,15 @@ import pytest
 
 import core.bluez.client
 from core.bluez.client import BluezMirror
-from core.events import Event
+from core.eventlog.replay import ReplayMonitor
+from core.fleet.events import Event
+from core.fleet.model import SourceState, SourceStatus, Verdict
 from core.hci.source import HciSource
-from core.model import SourceState, SourceStatus, Verdict
 from core.monitor import TICK_S, Monitor
-from core.replay import ReplayMonitor
 from core.sources import DeviceCalls, Devices, Fact, Record, Source, Status
 from tests.conftest import wait_for
-from tests.dropout.records import dropout_record, speaker
-from tests.unit.builders import address, make_facts
+from tests.dropouts.records import dropout_record, speaker
+from tests.fleet.builders import address, make_facts
 
 T0 = 1_790_000_000.0
 UP = SourceStatus(SourceState.CONNECTED, "feeding", "test")

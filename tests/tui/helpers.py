@@ -10,7 +10,7 @@ from typing import Final
 from textual.app import App
 from textual.pilot import Pilot
 
-from core.model import SourceState
+from core.fleet.model import SourceState
 from core.sim.scenario import DEFAULT_FLEET
 from tui.app import BtmonApp
 from tui.widgets.fleet_table import FleetTable

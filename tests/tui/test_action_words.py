@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from core.describe import describe_event
-from core.model import FleetCounts, FleetSnapshot, SourceState, SourceStatus, Speaker, Verdict
+from core.fleet.describe import describe_event
+from core.fleet.model import FleetCounts, FleetSnapshot, SourceState, SourceStatus, Speaker, Verdict
 from tui.actions import QUEUED, ActionQueue, needs_resync
 from tui.widgets.fleet_table import step_label
 

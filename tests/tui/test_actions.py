@@ -17,7 +17,7 @@ from textual.message import Message
 from textual.notifications import Notify
 
 from core.bluez.control import Timeouts
-from core.events import ActionEvent
+from core.fleet.events import ActionEvent
 from core.sim.fake_bluez import FakeBluez, SimDevice
 from core.sim.scenario import build_default
 from tests.conftest import FakeService

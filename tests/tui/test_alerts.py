@@ -3,8 +3,8 @@ announced once, probes that speak up only with news."""
 
 from __future__ import annotations
 
-from core.events import ActionEvent, DropoutEvent, ProbeEvent
-from core.model import (
+from core.fleet.events import ActionEvent, DropoutEvent, ProbeEvent
+from core.fleet.model import (
     DropoutSummary,
     FleetSnapshot,
     SourceState,

@@ -8,11 +8,11 @@ import pytest
 from textual.message import Message
 from textual.notifications import Notify
 
+from core.eventlog.store import EventStore
 from core.sim.fake_bluez import FakeBluez
 from core.sim.scenario import DROPPER, build_default, seed_history
-from core.store import EventStore
 from tests.conftest import FakeService
-from tests.store.conftest import SmallDisk, small_disk  # noqa: F401  (fixture)
+from tests.eventlog.conftest import SmallDisk, small_disk  # noqa: F401  (fixture)
 from tests.tui.helpers import fleet_loaded, screen_text, table_cells, until
 from tui.app import make_app
 from tui.screens.detail import DetailScreen

@@ -8,7 +8,7 @@ from collections import Counter
 from textual.app import App, ComposeResult
 from textual.strip import Strip
 
-from core.model import FleetSnapshot, SourceState, SourceStatus, Speaker, Transport, Verdict
+from core.fleet.model import FleetSnapshot, SourceState, SourceStatus, Speaker, Transport, Verdict
 from tui.widgets.fleet_table import FleetTable
 
 T = 1795809600.0

@@ -15,7 +15,7 @@ from rich.console import Console
 from textual.containers import VerticalScroll
 from textual.widgets import HelpPanel
 
-from core.events import DropoutEvent
+from core.fleet.events import DropoutEvent
 from core.sim.fake_bluez import FakeBluez
 from core.sim.scenario import build_default, seed_history
 from tests.conftest import FakeService

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from rich.cells import cell_len
 
-from core.describe import describe_dropout, describe_event, plural, short_stamp, stamp
-from core.events import DropoutEvent
-from core.model import FleetSnapshot, SourceState, SourceStatus, Verdict
+from core.fleet.describe import describe_dropout, describe_event, plural, short_stamp, stamp
+from core.fleet.events import DropoutEvent
+from core.fleet.model import FleetSnapshot, SourceState, SourceStatus, Verdict
 from tests.tui.helpers import FIXED_NOW
 from tui.actions import running_question
 from tui.alerts import MAX_DROPOUT_TOASTS, Alerts

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import RichLog
 
 from core.bluez.defs import DEVICE
-from core.model import SourceState
+from core.fleet.model import SourceState
 from core.sim.fake_bluez import FakeBluez
 from core.sim.scenario import build_default
 from tests.conftest import FakeService

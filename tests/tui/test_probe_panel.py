@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.events import ProbeEvent
-from core.model import Verdict
+from core.fleet.events import ProbeEvent
+from core.fleet.model import Verdict
 from core.probe.backends import MicBackend
 from core.sim.fake_bluez import FakeBluez
 from core.sim.room_sim import RoomBackend

@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from core.events import DropoutEvent
-from core.replay import ReplayMonitor
-from core.store import EventStore
+from core.eventlog.replay import ReplayMonitor
+from core.eventlog.store import EventStore
+from core.fleet.events import DropoutEvent
 from tests.tui.helpers import screen_lines, screen_text, until, verdicts
 from tui.app import make_app
 from tui.widgets.drift import DriftPanel

@@ -13,9 +13,9 @@ import time
 
 from core.bluez.bus import BusUnavailable, describe_bus, open_bus
 from core.bluez.control import Controller, Timeouts
-from core.events import ActionEvent
-from core.lookup import find_speaker, malformed_address
-from core.model import SourceState
+from core.fleet.events import ActionEvent
+from core.fleet.lookup import find_speaker, malformed_address
+from core.fleet.model import SourceState
 from core.monitor import Monitor
 from tui.cli.options import fail
 from tui.cli.source import Source, make_monitor, with_source

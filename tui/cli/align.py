@@ -18,8 +18,8 @@ from core.align import plan, stages
 from core.align.loop import Outcome, Round, align
 from core.align.measure import FleetMic, Target
 from core.align.stages import AlignError
-from core.events import AlignEvent
-from core.model import SourceState
+from core.fleet.events import AlignEvent
+from core.fleet.model import SourceState
 from core.probe.runner import sent_audio
 from core.probe.sinks import sink_for_address, sink_names_for
 from tui.cli.act import ACTION_READY_S

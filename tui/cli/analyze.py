@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from core.model import sync_word
+from core.fleet.model import sync_word
 from core.probe.analysis import ProbeError, analyze
 from core.probe.signals import load_reference
 from core.probe.wavio import WavError, read_wav

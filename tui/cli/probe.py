@@ -10,9 +10,9 @@ import contextlib
 import sys
 from typing import Any
 
-from core.events import ProbeEvent
-from core.lookup import find_speaker
-from core.model import SourceState, sync_word
+from core.fleet.events import ProbeEvent
+from core.fleet.lookup import find_speaker
+from core.fleet.model import SourceState, sync_word
 from core.monitor import Monitor
 from core.probe import audio
 from core.probe.backends import MicBackend

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from core.describe import age, plural, stamp
-from core.report import ReportInputError, report_from_db, report_from_jsonl
+from core.dropouts.report import ReportInputError, report_from_db, report_from_jsonl
+from core.fleet.describe import age, plural, stamp
 from tui.cli.options import fail
 
 

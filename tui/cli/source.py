@@ -16,6 +16,7 @@ from typing import Any
 
 from core.ble import BlePresence, BleScan, adapter_name
 from core.config import Config, ConfigError, load_config
+from core.eventlog.store import EventStore, StoreError, default_db_path
 from core.hci.live import HciLive, HciSourceError, open_monitor_socket
 from core.monitor import Monitor
 from core.sim.daemon import DemoUnavailable
@@ -23,7 +24,6 @@ from core.sim.demo import DemoFleet
 from core.sim.scenario import seed_history
 from core.sim.scene import DEMO_CAPTURE_LABEL
 from core.sim.tempdirs import owned_tempdir
-from core.store import EventStore, StoreError, default_db_path
 from tui.cli.options import fail
 
 #: Why the TUI will not start without a terminal, and what to use instead.

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from core.bluez.bus import BusUnavailable, open_bus
-from core.describe import clock_time, describe_event
-from core.events import Event
-from core.replay import MAX_PAUSE_S, recorded_names
+from core.eventlog.replay import MAX_PAUSE_S, recorded_names
+from core.fleet.describe import clock_time, describe_event
+from core.fleet.events import Event
 from tui.cli.options import fail
 from tui.cli.source import Source, make_monitor, read_recording, with_source
 

@@ -12,8 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from core.describe import VERDICT_LABEL, plural
-from core.model import Speaker
+from core.fleet.describe import VERDICT_LABEL, plural
+from core.fleet.model import Speaker
 from tui.style import COLOUR, Palette
 
 

@@ -10,8 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from core.events import Event
-from core.model import DriftSummary, DropoutSummary, Speaker
+from core.fleet.events import Event
+from core.fleet.model import DriftSummary, DropoutSummary, Speaker
 from tui.widgets.panels import DetailPanel
 
 

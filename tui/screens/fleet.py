@@ -9,10 +9,10 @@ from collections.abc import Callable
 from textual import work
 from textual.widgets import HelpPanel
 
-from core.model import Speaker
+from core.eventlog.store import EventStore
+from core.fleet.model import Speaker
 from core.probe.backends import MicBackend
 from core.probe.runner import Backend, ProbeFailed
-from core.store import EventStore
 from tui.actions import ActionQueue, needs_resync
 from tui.alerts import Alerts
 from tui.ingest import FleetFeed

@@ -17,11 +17,11 @@ from textual.geometry import Size
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from core.events import Event
-from core.model import DriftSummary, DropoutSummary, FleetSnapshot, Speaker
+from core.eventlog.replay import ReplayMonitor
+from core.eventlog.store import EventStore
+from core.fleet.events import Event
+from core.fleet.model import DriftSummary, DropoutSummary, FleetSnapshot, Speaker
 from core.monitor import Monitor
-from core.replay import ReplayMonitor
-from core.store import EventStore
 from tui.alerts import Alerts, Toast
 from tui.ingest import FleetFeed
 from tui.layout import (

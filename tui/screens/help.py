@@ -11,8 +11,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from core.describe import VERDICT_LABEL
-from core.model import ECHO_MS, TIGHT_MS, VERDICT_MEANING, Verdict
+from core.fleet.describe import VERDICT_LABEL
+from core.fleet.model import ECHO_MS, TIGHT_MS, VERDICT_MEANING, Verdict
 from tui.style import COLOUR, Palette, palette_of
 
 KEYS = (

@@ -8,9 +8,9 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from core.describe import age, stamp
-from core.model import ECHO_MS, TIGHT_MS, DriftSummary, sync_word
-from core.plot import braille_plot
+from core.fleet.describe import age, stamp
+from core.fleet.model import ECHO_MS, TIGHT_MS, DriftSummary, sync_word
+from core.probe.plot import braille_plot
 from tui.style import COLOUR, Palette, palette_of
 
 #: Offsets drawn on the bar, ms each side of the fleet's median (beyond: an arrow at the end).

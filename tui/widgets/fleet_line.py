@@ -10,10 +10,10 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Static
 
-from core.describe import stamp
-from core.model import FleetSnapshot, SourceState
-from core.replay import ReplayMonitor
-from core.verdict import LINKED_SILENT
+from core.eventlog.replay import ReplayMonitor
+from core.fleet.describe import stamp
+from core.fleet.model import FleetSnapshot, SourceState
+from core.fleet.verdict import LINKED_SILENT
 from tui.style import Palette, palette_of
 
 #: Between the parts of the line.

@@ -9,8 +9,8 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from core.describe import VERDICT_LABEL, dropout_cell, short_stamp, timeline
-from core.model import DropoutSummary, FleetSnapshot, Speaker, Verdict
+from core.fleet.describe import VERDICT_LABEL, dropout_cell, short_stamp, timeline
+from core.fleet.model import DropoutSummary, FleetSnapshot, Speaker, Verdict
 from tui.style import COLOUR, Palette, palette_of
 from tui.widgets.row_table import RowTable
 

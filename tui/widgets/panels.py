@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import RichLog, Static
 
-from core.describe import (
+from core.fleet.describe import (
     VERDICT_LABEL,
     age,
     describe_event,
@@ -18,8 +18,8 @@ from core.describe import (
     stamp,
     timeline,
 )
-from core.events import Event, SpeakerEvent, event_address, event_type
-from core.model import (
+from core.fleet.events import Event, SpeakerEvent, event_address, event_type
+from core.fleet.model import (
     VERDICT_MEANING,
     DriftSummary,
     DropoutSummary,
