@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, Protocol
@@ -353,6 +353,7 @@ class Monitor:
                 next_expected=period.next_expected(now) if period else None,
                 recent=tuple((d.start, d.kind, d.duration_s) for d in history[-RECENT_DROPOUTS:]),
                 previous_period_s=getattr(period, "previous_s", None) if period else None,
+                kinds=dict(Counter(d.kind for d in history)),
             )
         return out
 

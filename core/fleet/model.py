@@ -254,6 +254,8 @@ class DropoutSummary:
     recent: tuple[tuple[float, str, float | None], ...] = ()
     #: A different period seen earlier (firmware update, new venue), if any.
     previous_period_s: float | None = None
+    #: How many of `count` were of each kind (link, transport, probe): the metrics' counter.
+    kinds: Mapping[str, int] = field(default_factory=dict)
 
 
 #: DESIGN §1: a "professional" tight target for the offset between speakers (ms).

@@ -108,6 +108,11 @@ def check(args: argparse.Namespace) -> str:
             return f"--replay plays a recording: leave out {flags} (or --replay)"
         if command not in (None, "watch"):
             return f"`{command}` acts on live speakers: --replay goes with the TUI or `watch`"
+    if "metrics" in given:
+        if command not in (None, "watch"):
+            return f"--metrics serves the TUI's or `watch`'s fleet: leave it out of `{command}`"
+        if "replay" in given:
+            return "--metrics serves a live fleet: leave out --replay (or --metrics)"
     if command is not None and command not in LIVE_COMMANDS:
         live_only = sorted(
             {"demo", "bus", "hci", "hci_file", "ble", "include_all", "replay", "speed"} & given

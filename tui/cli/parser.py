@@ -21,6 +21,7 @@ examples:
   btmon-tui --demo               the built-in demo fleet, no Bluetooth needed
   btmon-tui watch --json         JSON Lines: a snapshot, then one line per change
   btmon-tui watch --json --demo --duration 10
+  btmon-tui watch --metrics 9108         Prometheus metrics on http://HOST:9108/metrics
   btmon-tui resync F4:4E:FD:10:22:04 --demo   reconnect the demo's ghost-connected speaker
   btmon-tui report --db ~/.local/state/btmon-tui/events.sqlite3   dropouts and their periods
   btmon-tui --replay events.sqlite3 --speed 20                     replay a recorded session
@@ -169,6 +170,19 @@ def add_input_args(parser: argparse.ArgumentParser, nested: bool = True) -> None
     )
 
 
+def add_metrics_arg(parser: argparse.ArgumentParser, nested: bool = True) -> None:
+    """--metrics: the TUI's and `watch`'s Prometheus exporter (before or after `watch`)."""
+    options.add(
+        parser,
+        nested,
+        "--metrics",
+        metavar="[ADDR:]PORT",
+        help="serve Prometheus metrics of the fleet on http://ADDR:PORT/metrics (ADDR "
+        "default 0.0.0.0, every interface; 127.0.0.1:PORT keeps it local; port 0 takes a "
+        "free one, named on stderr)",
+    )
+
+
 def sink_mapping(text: str) -> tuple[str, str]:
     """'AA:BB:CC:DD:EE:FF=sink_name' -> (address, sink)."""
     address, _, sink = text.partition("=")
@@ -190,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     _add_source_args(parser, nested=False)
     add_input_args(parser, nested=False)
+    add_metrics_arg(parser, nested=False)
     parser.add_argument(
         "--probe-every",
         metavar="DURATION",
@@ -204,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration passes or you press Ctrl-C.",
     )
     _add_source_args(watch)
+    add_metrics_arg(watch)
     watch.add_argument(
         "--json", action="store_true", help="JSON Lines: a snapshot, then one event per line"
     )

@@ -16,6 +16,7 @@ from core.bluez.bus import BusUnavailable, open_bus
 from core.eventlog.replay import MAX_PAUSE_S, recorded_names
 from core.fleet.describe import clock_time, describe_event
 from core.fleet.events import Event
+from core.metrics import MetricsError, MetricsServer, on_loop
 from tui.cli.options import fail
 from tui.cli.source import Source, make_monitor, read_recording, with_source
 
@@ -23,7 +24,18 @@ from tui.cli.source import Source, make_monitor, read_recording, with_source
 def run(args: argparse.Namespace) -> int:
     if args.replay:
         return replay_watch(args)
-    return with_source(args, lambda source: run_watch(args, source), log=False)
+    metrics = None
+    if args.metrics is not None:
+        # Bound before the demo or BlueZ start: a port in use fails at once (exit 2).
+        try:
+            metrics = MetricsServer(args.metrics)
+        except MetricsError as exc:
+            return fail(str(exc))
+    try:
+        return with_source(args, lambda source: run_watch(args, source, metrics), log=False)
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
 #: How long `watch` waits for BlueZ to answer before its first snapshot (s); --duration
@@ -38,15 +50,21 @@ SETTLE_S = 4.0
 BLE_DECISION_S = 6.0
 
 
-def run_watch(args: argparse.Namespace, source: Source) -> int:
+def run_watch(args: argparse.Namespace, source: Source, metrics: MetricsServer | None) -> int:
 
     try:
-        return asyncio.run(_watch(source, args.json, args.duration, args.include_all))
+        return asyncio.run(_watch(source, args.json, args.duration, args.include_all, metrics))
     except KeyboardInterrupt:
         return 0
 
 
-async def _watch(source: Source, as_json: bool, duration: float | None, include_all: bool) -> int:
+async def _watch(
+    source: Source,
+    as_json: bool,
+    duration: float | None,
+    include_all: bool,
+    metrics: MetricsServer | None = None,
+) -> int:
 
     try:
         probe = await open_bus(source.bus)
@@ -78,6 +96,9 @@ async def _watch(source: Source, as_json: bool, duration: float | None, include_
         print(f"btmon-tui: warning: {source.log_error}", file=sys.stderr)
     monitor.load_history(source.history)
     task = asyncio.create_task(monitor.run())
+    if metrics is not None:
+        metrics.serve(on_loop(monitor, asyncio.get_running_loop()))
+        print(f"btmon-tui: metrics on {metrics.url}", file=sys.stderr)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -128,6 +149,8 @@ async def _watch(source: Source, as_json: bool, duration: float | None, include_
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout)
     finally:
+        if metrics is not None:
+            metrics.close()  # no scrape may wait on a loop that is going away
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
