@@ -3,6 +3,7 @@ nothing. Its own keys work on every screen (help, quit); the fleet's are the fle
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -18,6 +19,7 @@ from core.bluez.control import Controller, Timeouts
 from core.eventlog.replay import ReplayMonitor
 from core.eventlog.store import EventStore
 from core.fleet.model import FleetSnapshot, SourceStatus
+from core.metrics import MetricsServer, on_loop
 from core.monitor import Monitor
 from core.probe.runner import Backend
 from tui.actions import ActionQueue, running_question
@@ -65,8 +67,11 @@ class BtmonApp(App[int]):
         controller: Controller | None = None,
         probe_backend: Backend | None = None,
         probe_every_s: float | None = None,
+        metrics: MetricsServer | None = None,
     ) -> None:
         super().__init__(ansi_color=ansi_color)
+        #: `--metrics`: bound by the launcher, served from this app's loop while it runs.
+        self.metrics = metrics
         #: The one Controller: actions run as tasks on this app's loop, never in widgets.
         self.controller = controller or Controller(feed.monitor)
         #: Actions started from the fleet view; quitting asks first while one runs.
@@ -100,6 +105,8 @@ class BtmonApp(App[int]):
         gc.set_threshold(*GC_THRESHOLDS)
         self.run_feed()
         self.set_interval(RENDER_INTERVAL_S, self.pull)
+        if self.metrics is not None:
+            self.metrics.serve(on_loop(self.feed.monitor, asyncio.get_running_loop()))
 
     @work(exclusive=True, exit_on_error=False, group="feed")
     async def run_feed(self) -> None:
@@ -163,6 +170,8 @@ class BtmonApp(App[int]):
             self._driver.write(BLANK_SCREEN)
 
     def on_unmount(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
         # Closing mid-action: each running action ends as cancelled (and is logged so).
         self.controller.on_progress = None
         self.actions.on_change = _no_one
@@ -182,11 +191,13 @@ def make_app(
     timeouts: Timeouts | None = None,
     probe_backend: Backend | None = None,
     probe_every_s: float | None = None,
+    metrics: MetricsServer | None = None,
 ) -> BtmonApp:
     """The one app factory, used by the command line, the tests and the screenshot script.
 
     `history`: recorded dropout records (from the event log, or the demo's seed) to start with.
     `timeouts`: per-step limits of resync/connect/disconnect (the config file may set them).
+    `metrics`: a bound `--metrics` server, served while the app runs and closed as it ends.
     """
     if monitor is not None:
         clock = monitor.clock
@@ -203,6 +214,7 @@ def make_app(
         controller=Controller(feed.monitor, timeouts=timeouts),
         probe_backend=probe_backend,
         probe_every_s=probe_every_s,
+        metrics=metrics,
     )
 
 

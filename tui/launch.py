@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 from core.eventlog.replay import ReplayMonitor
+from core.metrics import MetricsError, MetricsServer
 from tui.app import BtmonApp, make_app
 from tui.cli.options import fail
 from tui.cli.probe import probe_backend
@@ -47,6 +48,12 @@ def _run_replay(args: argparse.Namespace) -> int:
 def _run_tui(args: argparse.Namespace, source: Source) -> int:
 
     monitor = make_monitor(source, include_all=args.include_all)
+    metrics = None
+    if args.metrics is not None:
+        try:
+            metrics = MetricsServer(args.metrics)
+        except MetricsError as exc:  # the fleet view still runs: a warning, not an exit
+            monitor.warnings.append(f"{exc} (metrics off)")
     app = make_app(
         source.bus,
         bus_label=source.label,
@@ -59,8 +66,13 @@ def _run_tui(args: argparse.Namespace, source: Source) -> int:
         probe_backend=probe_backend(args, monitor),
         # The demo probes its simulated room every 30 s, so the drift panel fills by itself.
         probe_every_s=args.probe_every or (DEMO_PROBE_EVERY_S if args.demo else None),
+        metrics=metrics,
     )
-    _run_app(app)
+    try:
+        _run_app(app)
+    finally:
+        if metrics is not None:  # closed as the app unmounts; here also when it never ran
+            metrics.close()
     return app.return_code or 0
 
 
