@@ -11,7 +11,7 @@ APT_PACKAGES := dbus tmux libportaudio2 pulseaudio pulseaudio-utils \
 
 .PHONY: setup system-packages demo test check lint typecheck imports pytest screenshots bench lock clean
 
-setup: system-packages $(STAMP) btmon
+setup: system-packages $(STAMP) btmon promtool
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -47,6 +47,21 @@ $(BTMON):
 	tmp=$$(mktemp -d) && cd $$tmp && \
 	{ apt-get download bluez 2>/dev/null || { $$SUDO apt-get update -qq && apt-get download bluez; }; } && \
 	dpkg-deb -x bluez_*.deb unpacked && install -D -m 755 unpacked/usr/bin/btmon $(CURDIR)/$@ && \
+	cd / && rm -rf $$tmp && $(CURDIR)/$@ --version
+
+# promtool (Prometheus' checker, for the tests of deploy/ and of the exporter's names): the
+# prometheus package would install and enable a Prometheus server, so only /usr/bin/promtool
+# (a Go binary linking libc only) is unpacked from it into .tools/bin, as btmon is.
+PROMTOOL := .tools/bin/promtool
+.PHONY: promtool
+promtool: $(PROMTOOL)
+
+$(PROMTOOL):
+	@if command -v promtool >/dev/null; then mkdir -p $(@D) && ln -sf "$$(command -v promtool)" $@; exit 0; fi; \
+	SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	tmp=$$(mktemp -d) && cd $$tmp && \
+	{ apt-get download prometheus 2>/dev/null || { $$SUDO apt-get update -qq && apt-get download prometheus; }; } && \
+	dpkg-deb -x prometheus_*.deb unpacked && install -D -m 755 unpacked/usr/bin/promtool $(CURDIR)/$@ && \
 	cd / && rm -rf $$tmp && $(CURDIR)/$@ --version
 
 demo: setup

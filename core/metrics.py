@@ -36,6 +36,7 @@ from core.monitor import Monitor
 
 __all__ = [
     "DEFAULT_HOST",
+    "METRICS",
     "SCRAPE_TIMEOUT_S",
     "FleetCollector",
     "FleetView",
@@ -47,6 +48,26 @@ __all__ = [
     "view_of",
 ]
 
+#: Every sample name the collector may expose (DESIGN §4.2, metrics): the contract. Series
+#: whose value is unknown now are left out; these are all there can be.
+METRICS: Final = frozenset(
+    {
+        "btmon_speaker_info",
+        "btmon_speaker_verdict",
+        "btmon_speaker_connected",
+        "btmon_speaker_media_packets_per_second",
+        "btmon_speaker_dropouts_total",
+        "btmon_speaker_dropout_period_seconds",
+        "btmon_speaker_dropout_next_timestamp_seconds",
+        "btmon_speaker_latency_seconds",
+        "btmon_speaker_offset_seconds",
+        "btmon_source_up",
+        "btmon_fleet_speakers",
+        "btmon_fleet_connected",
+        "btmon_fleet_streaming",
+        "btmon_fleet_spread_seconds",
+    }
+)
 #: Where `--metrics PORT` listens: every IPv4 interface, as exporters do (Prometheus usually
 #: scrapes from another host); `--metrics 127.0.0.1:PORT` keeps it on this host.
 DEFAULT_HOST: Final = "0.0.0.0"

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 import pytest
 
 from core.fleet.model import Verdict
+from core.metrics import METRICS
 from core.sim.scenario import DROP_PERIOD_S, DROPPER, STALLED
 from tests.conftest import DEMO_HCI_VERDICTS, require_binary
+from tests.metrics.promtool import promtool_path
 from tests.metrics.scrape import (
     OPENMETRICS,
     Running,
@@ -58,6 +60,7 @@ def test_the_scrape_is_the_snapshot(demo: tuple[Running, dict]) -> None:
     running, snapshot = demo
     assert snapshot["type"] == "snapshot"
     found = running.scrape()
+    assert set(found) <= METRICS
     listed = {s["address"]: s for s in snapshot["speakers"]}
     assert NEIGHBOUR in listed and PHONE in listed  # --all lists them ...
     assert addresses(found) == set(DEMO_HCI_VERDICTS)  # ... the metrics never do
@@ -130,7 +133,7 @@ def test_openmetrics_when_the_scraper_asks(demo: tuple[Running, dict]) -> None:
 
 def test_promtool_finds_no_naming_problem(demo: tuple[Running, dict]) -> None:
     """`promtool check metrics`: Prometheus' own linter (base units, _total counters, …)."""
-    promtool = require_binary("promtool", "prometheus")
+    promtool = promtool_path()
     _, text = scrape(demo[0].url)
     checked = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core.metrics import METRICS
 from tests.conftest import DEMO_HCI_VERDICTS, require_binary
 from tests.metrics.scrape import by_address, current_verdicts, samples, scrape, wait_until
 from tests.tui.test_tmux_e2e import (
@@ -69,6 +70,7 @@ def test_the_tui_serves_the_fleet_and_its_probes(demo: Demo) -> None:
         "the first probe's metrics",
         None,
     )
+    assert set(found) == METRICS  # the demo with its probes shows every metric there is
     verdicts = current_verdicts(found)
     assert verdicts.keys() == DEMO_HCI_VERDICTS.keys()
     latency = by_address(found, "btmon_speaker_latency_seconds")
