@@ -179,7 +179,7 @@ def add_metrics_arg(parser: argparse.ArgumentParser, nested: bool = True) -> Non
         metavar="[ADDR:]PORT",
         help="serve Prometheus metrics of the fleet on http://ADDR:PORT/metrics (ADDR "
         "default 0.0.0.0, every interface; 127.0.0.1:PORT keeps it local; port 0 takes a "
-        "free one, named on stderr)",
+        "free one: `watch` names its URL on stderr)",
     )
 
 
