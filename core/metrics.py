@@ -127,8 +127,12 @@ def _fleet_speakers(snapshot: FleetSnapshot) -> list[Speaker]:
     return list(chosen.values())
 
 
-def families(view: FleetView) -> list[Metric]:
-    """Every metric family of one scrape, from one view (pure)."""
+def families(view: FleetView, counted: dict[tuple[str, str], int] | None = None) -> list[Metric]:
+    """Every metric family of one scrape, from one view. `counted`: the highest dropout count
+    exported so far per (address, kind), kept across scrapes and updated here, so that the
+    counter never goes down (a dropout taken back, e.g. an operator's resync, stays counted:
+    a counter that falls reads as a restart to rate() and increase())."""
+    counted = {} if counted is None else counted
     snap = view.snapshot
     speakers = _fleet_speakers(snap)
     info = InfoMetricFamily(
@@ -195,7 +199,9 @@ def families(view: FleetView) -> list[Metric]:
         summary = snap.dropouts.get(address)
         if summary is not None:
             for kind, count in sorted(summary.kinds.items()):
-                dropouts.add_metric([address, kind], float(count))
+                key = (address, kind)
+                counted[key] = max(count, counted.get(key, 0))
+                dropouts.add_metric([address, kind], float(counted[key]))
             if summary.period_s is not None:
                 period.add_metric([address], summary.period_s)
                 if summary.next_expected is not None:
@@ -256,11 +262,18 @@ class FleetCollector:
     def __init__(self, read: Callable[[], FleetView] | None = None) -> None:
         #: Where views come from; None until the server serves (nothing to say yet).
         self.read = read
+        #: The dropout counters' highest values so far (see `families`).
+        self._counted: dict[tuple[str, str], int] = {}
+        #: Scrapes may run at once (a thread each): one at a time updates the counters.
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
         if self.read is None:
             return
-        yield from families(self.read())
+        view = self.read()
+        with self._lock:
+            out = families(view, self._counted)
+        yield from out
 
 
 class _Quiet(WSGIRequestHandler):

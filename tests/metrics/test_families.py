@@ -101,6 +101,32 @@ def test_absent_values_are_absent_series() -> None:
         assert f"# TYPE {name}" not in text  # no empty family either
 
 
+def test_the_dropout_counter_never_goes_down() -> None:
+    """A dropout taken back (an operator's resync) leaves the history; the counter keeps it,
+    or rate() and increase() would read the fall as a restart and count everything again."""
+    counts = iter([{"link": 3}, {"link": 2}, {"link": 2, "transport": 1}, {"link": 4}])
+
+    def view() -> FleetView:
+        summary = DropoutSummary(3, 0.5, None, 0.0, None, kinds=next(counts))
+        snap = FleetSnapshot(
+            1.0, (speaker("hci0", True, Verdict.STREAMING),), (), BLUEZ, dropouts={A: summary}
+        )
+        return FleetView(snap, {})
+
+    registry = CollectorRegistry()
+    registry.register(FleetCollector(view))
+    seen = []
+    for _ in range(4):
+        found = samples(generate_latest(registry).decode())
+        seen.append({s.labels["kind"]: s.value for s in found["btmon_speaker_dropouts_total"]})
+    assert seen == [
+        {"link": 3.0},
+        {"link": 3.0},
+        {"link": 3.0, "transport": 1.0},
+        {"link": 4.0},
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "listen"),
     [
