@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
+import threading
 from pathlib import Path
+from typing import Final
 
 from core.eventlog.replay import ReplayMonitor
+from core.eventlog.store import EventStore
 from core.metrics import MetricsError, MetricsServer
 from tui.app import BtmonApp, make_app
 from tui.cli.options import fail
@@ -23,6 +27,16 @@ from tui.cli.source import (
     read_recording,
     with_source,
 )
+
+#: After a hang-up or SIGTERM the app leaves as `q` does. If that has not ended the process
+#: within this many seconds, the event log is flushed and the process ends anyway: Textual's
+#: shutdown can block for good on a terminal that is gone (seen once in an SSH-drop test under
+#: load: the main thread waiting for room in the output queue of a writer that no longer
+#: drained it). The demo's children end with it (PR_SET_PDEATHSIG); the next run removes the
+#: temporary folders of a process that is gone.
+HANG_UP_GRACE_S: Final = 10.0
+#: How long that last resort waits for the event log's writer.
+HANG_UP_FLUSH_S: Final = 2.0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,17 +83,31 @@ def _run_tui(args: argparse.Namespace, source: Source) -> int:
         metrics=metrics,
     )
     try:
-        _run_app(app)
+        _run_app(app, source.log)
     finally:
         if metrics is not None:  # closed as the app unmounts; here also when it never ran
             metrics.close()
     return app.return_code or 0
 
 
-def _run_app(app: BtmonApp) -> None:
-    """Run the TUI; a hang-up or SIGTERM leaves through the same exit path as `q`."""
+def _run_app(
+    app: BtmonApp, log: EventStore | None = None, *, grace_s: float = HANG_UP_GRACE_S
+) -> None:
+    """Run the TUI; a hang-up or SIGTERM leaves through the same exit path as `q`, and ends
+    the process within `grace_s` even if that path blocks (`log` flushed first)."""
+    last_resort: list[threading.Timer] = []
+
+    def give_up(signum: int) -> None:
+        if log is not None:
+            log.flush(HANG_UP_FLUSH_S)
+        os._exit(128 + signum)
 
     def hang_up(signum: int, _frame: object) -> None:
+        if not last_resort:
+            timer = threading.Timer(grace_s, give_up, args=(signum,))
+            timer.daemon = True
+            timer.start()
+            last_resort.append(timer)
         # A closed terminal (SSH drop: SIGHUP) or a kill (SIGTERM) would otherwise end the
         # process at once, skipping the `finally` that stops the demo's dbus-daemon and sim
         # and closes the event log. Wake the app's loop to exit as `q` does.
