@@ -181,7 +181,8 @@ class Speaker:
 
 
 class SourceState(StrEnum):
-    """What the BlueZ source is doing, for the status bar and `source` events."""
+    """What a source (BlueZ, HCI, BLE, a replay) is doing, for the status bar and `source`
+    events."""
 
     CONNECTING = "connecting"
     CONNECTED = "connected"
@@ -191,7 +192,7 @@ class SourceState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SourceStatus:
-    """The BlueZ source's state with a human sentence (what is wrong and what to do)."""
+    """A source's state with a human sentence (what is wrong and what to do)."""
 
     state: SourceState
     detail: str

@@ -26,6 +26,7 @@ from typing import Any
 
 from core.fleet.events import ActionEvent, DeviceEvent, SnapshotEvent, SpeakerEvent, TransportEvent
 from core.fleet.model import FleetCounts
+from core.monitor import TICK_S
 from tests.dropouts.records import make_speaker
 
 #: A music stop spreads over up to this long (DESIGN §4.3; the detector's FLEET_STOP_SPREAD_S).
@@ -367,8 +368,6 @@ def _resync(
         w.emit(done, action.to_json())
 
 
-#: The Monitor's tick (core.monitor.TICK_S).
-TICK_S = 0.5
 #: Record types the live Monitor hands its detector (transport lines it does not: it has rows).
 LIVE_TYPES = frozenset({"speaker", "device", "action", "probe"})
 
