@@ -154,8 +154,8 @@ def test_tui_gets_the_config_and_ble_through_its_monitor_and_controller(
     config = tmp_path / "rig.toml"
     config.write_text(GOOD + "[resync]\ncall_s = 7\n")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    built = []
-    monkeypatch.setattr(launch, "_run_app", built.append)
+    built: list[object] = []
+    monkeypatch.setattr(launch, "_run_app", lambda app, *_args, **_kw: built.append(app))
     monkeypatch.setattr(source, "has_terminal", lambda: True)  # pytest's stdin is no tty
     code = main.main(
         ["--demo", "--config", str(config), "--ble", "hci1", "--db", str(tmp_path / "e.db")]
