@@ -15,16 +15,27 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, Protocol
 
+from core.align import plan
+from core.align.by_probe import FleetOutput, align_by_probe
+from core.align.loop import Round
 from core.ble import BleScan, BleSource
 from core.bluez.client import BluezMirror
 from core.config import Config
 from core.dropouts.detector import DropoutDetector
-from core.fleet.events import DropoutEvent, Event, ProbeEvent, RawEvent, SpeakerEvent
+from core.fleet.events import AlignEvent, DropoutEvent, Event, ProbeEvent, RawEvent, SpeakerEvent
 from core.fleet.model import DropoutSummary, FleetSnapshot, SourceState, SourceStatus, Speaker
 from core.fleet.state import FleetState
+from core.fleet.verdict import PLAYING
 from core.hci.source import HciSource, MediaSource
 from core.probe.drift import ProbeHistory
-from core.probe.runner import Backend, ProbeFailed, missed, run_probe, targets_for
+from core.probe.runner import (
+    Backend,
+    ProbeFailed,
+    missed,
+    run_probe,
+    sent_audio,
+    targets_for,
+)
 from core.sources import (
     DeviceCalls,
     Fact,
@@ -279,6 +290,57 @@ class Monitor:
         if still:
             with contextlib.suppress(ProbeFailed):
                 await self.probe(backend, still, recheck=False)
+
+    async def align(
+        self,
+        backend: Backend,
+        output: FleetOutput,
+        *,
+        target_ms: float = 5.0,
+        on_round: Callable[[Round, plan.Verdict, dict[str, int]], None] | None = None,
+    ) -> tuple[AlignEvent, tuple[str, ...]]:
+        """Align the streaming speakers through `output`, measuring with probes through
+        `backend` (each round's probe recorded: the drift panel follows). Returns the
+        published `align` event and the names of speakers left out (sent audio but not
+        heard: a stalled speaker cannot be aligned). Raises ProbeFailed when nothing streams
+        or a probe cannot run. `on_round` is called from the worker thread."""
+        snapshot = self.snapshot().speakers
+        chosen = [s for s in snapshot if s.in_fleet and s.verdict in PLAYING]
+        stalled = tuple(s.name for s in snapshot if sent_audio(s) and s not in chosen)
+        if len(chosen) < 2:
+            message = "align needs two or more streaming speakers" + (
+                f" (not heard, left out: {', '.join(stalled)})" if stalled else ""
+            )
+            self.probe_failed(message)
+            raise ProbeFailed(message)
+        loop = asyncio.get_running_loop()
+
+        def record(event: ProbeEvent) -> None:  # from the worker: on the loop, in order
+            loop.call_soon_threadsafe(self.record_probe, event)
+
+        self.probing = f"aligning {len(chosen)} speakers…"
+        self.changed()
+        try:
+            outcome, targets, unheard = await asyncio.to_thread(
+                align_by_probe,
+                backend,
+                output,
+                chosen,
+                record=record,
+                clock=self.clock,
+                target_ms=target_ms,
+                on_round=on_round,
+            )
+        except ProbeFailed as exc:
+            self.probe_failed(str(exc))
+            raise
+        finally:
+            self.probing = ""
+            self.changed()
+        await asyncio.sleep(0)  # the last round's probe is recorded before the event
+        event = outcome.event(self.clock(), output.sink, targets, target_ms)
+        self._publish([event])
+        return event, stalled + unheard
 
     def probe_failed(self, message: str) -> None:
         """A probe that could not run: shown in the drift panel and the log's warnings

@@ -36,6 +36,7 @@ FLEET_COMMANDS: Final = (
     Command("disconnect", "Disconnect {name}", "asks first  (d)"),
     Command("cancel_action", "Cancel {name}'s action", "stop its running action  (esc)"),
     Command("probe", "Probe now", "latency and drift of every speaker that plays  (p)"),
+    Command("align", "Align the fleet", "a delay per speaker until the spread is <= 5 ms  (A)"),
     Command("toggle_log", "Show or hide the event log", "the log under the table  (l)"),
 )
 #: Replaying a recording (--replay): its own controls instead of the actions.

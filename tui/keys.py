@@ -23,7 +23,7 @@ REPLAY_BINDINGS: Final[list[BindingType]] = [
 #: The replay's actions, to hide them when no replay runs.
 REPLAY_ACTIONS: Final = frozenset({"replay_pause", "replay_seek", "replay_speed"})
 #: Actions that need live speakers: a replay hides them (its footer shows its own keys).
-LIVE_ACTIONS: Final = frozenset({"resync", "resync_all", "connect", "disconnect", "probe"})
+LIVE_ACTIONS: Final = frozenset({"resync", "resync_all", "connect", "disconnect", "probe", "align"})
 
 #: The fleet view's keys. The footer shows actions and the way to the rest (?, q: the app's)
 #: in 80 columns; l and a are in the help screen. A key with two bindings runs the first the
@@ -34,8 +34,9 @@ FLEET_BINDINGS: Final[list[BindingType]] = [
     Binding("c", "connect", "Connect"),
     Binding("d", "disconnect", "Disconnect"),
     Binding("p", "probe", "Probe"),
+    Binding("A", "align", "Align", key_display="A", show=False),
     # In a replay r R c d p say why they do nothing, instead of nothing at all.
-    Binding("r,R,c,d,p", "live_only", show=False),
+    Binding("r,R,c,d,p,A", "live_only", show=False),
     # esc closes the keys panel (ctrl+p → Keys) first, else cancels the selected action.
     Binding("escape", "hide_keys", show=False),
     Binding("escape", "cancel_action", "Cancel", key_display="esc"),

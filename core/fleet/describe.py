@@ -123,7 +123,30 @@ def describe_event(event: dict[str, Any], names: dict[str, str] | None = None) -
         return describe_action(event, who)
     if kind == "probe":
         return describe_probe(event, names)
+    if kind == "align":
+        return describe_align(event)
     return None
+
+
+def describe_align(event: dict[str, Any]) -> str:
+    """'align: spread 144.6 -> 1.2 ms, aligned — Sub Bass +142 ms' for the log and the toast."""
+
+    def ms(value: object) -> str:
+        return f"{value:.1f}" if isinstance(value, int | float) else "?"
+
+    result = str(event.get("result") or "")
+    text = f"align: spread {ms(event.get('spread_before_ms'))} -> "
+    text += f"{ms(event.get('spread_after_ms'))} ms, {result.replace('-', ' ')}"
+    delays = [
+        f"{r.get('name') or r.get('address')} +{r.get('delay_ms')} ms"
+        for r in event.get("results") or ()
+        if isinstance(r, dict) and isinstance(r.get("delay_ms"), int) and r["delay_ms"] > 0
+    ]
+    if delays:
+        text += " — " + ", ".join(delays)
+    if event.get("detail"):
+        text += f" ({event['detail']})"
+    return text
 
 
 def describe_probe(event: dict[str, Any], names: dict[str, str] | None = None) -> str:

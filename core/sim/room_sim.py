@@ -45,6 +45,8 @@ class RoomBackend:
     """A probe backend that renders a simulated room instead of playing and recording."""
 
     source = "simulated room"
+    #: As the demo's fleet output (core.align.by_probe.FleetOutput): what the player plays to.
+    sink = "btmon_fleet"
 
     def __init__(
         self,
@@ -63,14 +65,26 @@ class RoomBackend:
         self.seed = seed
         self.probes = 0
         self.silent = silent
+        #: The demo's fleet output: the delay (ms) its stage adds to each speaker (align).
+        self.delays_ms: dict[str, int] = {}
+
+    def delays(self) -> dict[str, int]:
+        """The delay each speaker's stage adds now (ms); 0 for those without one."""
+        return dict(self.delays_ms)
+
+    def apply(self, delays_ms: dict[str, int]) -> None:
+        """Set the stages' delays (the demo's stand-in for module-loopback stages)."""
+        self.delays_ms = {address: int(delay) for address, delay in delays_ms.items()}
 
     def latency_ms(self, address: str, now: float) -> float | None:
-        """The true latency of a speaker now (ms, acoustic path included), None if unheard."""
+        """The true latency of a speaker now (ms, acoustic path and its stage's delay
+        included), None if unheard."""
         speaker = self.truth.get(address)
         if speaker is None:
             return None
         drift = speaker.drift_ppm * 1e-6 * (now - self.start) * 1000.0
-        return speaker.latency_ms + drift + speaker.distance_m / SOUND_M_S * 1000.0
+        acoustic = speaker.distance_m / SOUND_M_S * 1000.0
+        return speaker.latency_ms + self.delays_ms.get(address, 0) + drift + acoustic
 
     def capture(
         self, targets: Sequence[Target], signals: NDArray[np.float64], rate: int

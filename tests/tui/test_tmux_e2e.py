@@ -244,15 +244,18 @@ def test_demo_help_detail_and_clean_quit(demo: Demo) -> None:
 
     tmux.keys("?")
     screen = tmux.wait(lambda s: "btmon-tui help" in s, "the help screen", KEY_TIMEOUT_S)
-    assert "Keys" in screen and "ctrl+q" in screen
-    for _ in range(4):  # the help scrolls: the verdicts come after the keys
-        if "shows Connected but gets no audio" in screen:
+    assert "Keys" in screen
+    seen = screen
+    for _ in range(5):  # the help scrolls: the quit keys and the verdicts come after
+        if "ctrl+q" in seen and "shows Connected but gets no audio" in seen:
             break
         tmux.keys("PageDown")
         # A page scrolls in an animation (~0.5 s): read the help once it has stopped moving,
         # or a loaded machine takes the next PageDown mid-way and skips past the verdicts.
         screen = tmux.settled(help_box, KEY_TIMEOUT_S)
-    assert "shows Connected but gets no audio" in screen
+        seen += screen
+    assert "ctrl+q" in seen  # the help says which keys quit
+    assert "shows Connected but gets no audio" in seen
     tmux.keys("Escape")
     tmux.wait(lambda s: "btmon-tui help" not in s, "help to close", KEY_TIMEOUT_S)
 

@@ -9,7 +9,12 @@ from collections.abc import Callable
 from textual import work
 from textual.widgets import HelpPanel
 
+from core.align import plan
+from core.align.by_probe import FleetOutput
+from core.align.loop import Round
 from core.eventlog.store import EventStore
+from core.fleet.describe import describe_align
+from core.fleet.events import AlignEvent
 from core.fleet.model import Speaker
 from core.probe.backends import MicBackend
 from core.probe.runner import Backend, ProbeFailed
@@ -258,6 +263,52 @@ class FleetScreen(FleetView):
         if toast is not None:
             self.toast(toast)
 
+    def action_align(self) -> None:
+        if self.monitor.probing:
+            self.notify("A probe or an alignment is already running", timeout=3)
+            return
+        if not self.monitor.live:
+            self.notify("This is a replay: aligning needs live speakers", timeout=4)
+            return
+        if not isinstance(self.probe_backend, FleetOutput):
+            self.notify(
+                "A aligns the demo's room. On this host run `btmon-tui align`: it sets up "
+                "btmon_fleet on PulseAudio and a delay per speaker",
+                title="Align",
+                timeout=8,
+                markup=False,
+            )
+            return
+        self.run_align(self.probe_backend)
+
+    @work(exclusive=True, exit_on_error=False, group="probe")
+    async def run_align(self, output: FleetOutput) -> None:
+        """The Monitor aligns (off the event loop), a toast per round; the drift panel shows
+        each round's probe; the last toast says the spread before and after."""
+
+        def progress(step: Round, verdict: plan.Verdict, planned: dict[str, int]) -> None:
+            spread = "?" if step.spread_ms is None else f"{step.spread_ms:.1f} ms"
+            what = "before" if step.number == 0 else f"after round {step.number}"
+            self.app.call_from_thread(
+                self.notify, f"spread {what}: {spread}", title="Align", timeout=3, markup=False
+            )
+
+        assert self.probe_backend is not None
+        try:
+            event, left_out = await self.monitor.align(
+                self.probe_backend, output, on_round=progress
+            )
+        except ProbeFailed as exc:
+            self.notify(str(exc), title="Align failed", severity="error", markup=False)
+            return
+        self.notify(
+            align_summary(event, left_out),
+            title="Aligned" if event.result == "aligned" else "Not aligned",
+            severity="information" if event.result == "aligned" else "warning",
+            timeout=10,
+            markup=False,
+        )
+
     # -- the replay's controls --------------------------------------------------------------
 
     def action_replay_pause(self) -> None:
@@ -274,3 +325,11 @@ class FleetScreen(FleetView):
     def action_replay_speed(self, factor: float) -> None:
         if self.replay is not None:
             self.replay.set_speed(self.replay.speed * factor)
+
+
+def align_summary(event: AlignEvent, left_out: tuple[str, ...]) -> str:
+    """The last toast of an alignment: spread before and after, the delays, who was left."""
+    text = describe_align(event.to_json()).removeprefix("align: ")
+    if left_out:
+        text += f"; not heard, left out: {', '.join(left_out)}"
+    return text

@@ -32,10 +32,15 @@ KEYS = (
         "probe now: a coded sound on every speaker that plays, recorded by the microphone; "
         "the drift panel shows each one's latency and offset",
     ),
+    (
+        "A",
+        "align the fleet: a delay per streaming speaker until the spread is within 5 ms "
+        "(the demo's room; on a real host run `btmon-tui align`)",
+    ),
     ("l", "show or hide the event log"),
     ("tab", "move to the event log, then ↑ ↓ PgUp PgDn Home End scroll it (tab again: back)"),
     ("a", "show every device (non-speakers; unpaired ones nearby, marked), or only the fleet"),
-    ("ctrl+p", "commands by name: resync, probe, connect, disconnect, show all devices, keys"),
+    ("ctrl+p", "commands by name: resync, probe, align, connect, disconnect, show all, keys"),
     ("?", "this help"),
     (
         "q  ctrl+c  ctrl+q",
