@@ -297,6 +297,7 @@ class Monitor:
         output: FleetOutput,
         *,
         target_ms: float = 5.0,
+        rounds: int = plan.DEFAULT_ROUNDS,
         on_round: Callable[[Round, plan.Verdict, dict[str, int]], None] | None = None,
     ) -> tuple[AlignEvent, tuple[str, ...]]:
         """Align the streaming speakers through `output`, measuring with probes through
@@ -329,6 +330,7 @@ class Monitor:
                 record=record,
                 clock=self.clock,
                 target_ms=target_ms,
+                rounds=rounds,
                 on_round=on_round,
             )
         except ProbeFailed as exc:

@@ -15,15 +15,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.align import plan, stages
+from core.align.by_probe import FleetOutput
 from core.align.loop import Outcome, Round, align
 from core.align.measure import FleetMic, Target
 from core.align.stages import AlignError
+from core.fleet.describe import describe_align
 from core.fleet.events import AlignEvent
 from core.fleet.model import SourceState
-from core.probe.runner import sent_audio
+from core.monitor import Monitor
+from core.probe.runner import ProbeFailed, sent_audio
 from core.probe.sinks import sink_for_address, sink_names_for
 from tui.cli.act import ACTION_READY_S
 from tui.cli.options import fail
+from tui.cli.probe import HCI_SETTLE_S, probe_backend
 from tui.cli.source import Source, make_monitor, with_source
 
 
@@ -54,6 +58,12 @@ def reset(args: argparse.Namespace) -> int:
 
 def _run_align(args: argparse.Namespace, source: Source) -> int:
     monitor = make_monitor(source, include_all=args.include_all)
+    if args.demo:
+        try:
+            return asyncio.run(_align_demo(args, monitor))
+        except KeyboardInterrupt:
+            print("btmon-tui: interrupted", file=sys.stderr)
+            return 130
     try:
         speakers, problem = asyncio.run(_streaming(monitor))
         if problem:
@@ -65,6 +75,43 @@ def _run_align(args: argparse.Namespace, source: Source) -> int:
     except KeyboardInterrupt:
         print("btmon-tui: interrupted", file=sys.stderr)
         return 130
+
+
+async def _align_demo(args: argparse.Namespace, monitor: Monitor) -> int:
+    """The demo has no audio server: its simulated room is the fleet output (it honours the
+    delays) and the microphone (a probe per round, all speakers at once)."""
+    running = asyncio.create_task(monitor.run())
+    try:
+        if not await monitor.wait_ready(ACTION_READY_S):
+            return fail(f"BlueZ did not answer within {ACTION_READY_S:g} s")
+        if monitor.hci is not None:
+            await asyncio.sleep(HCI_SETTLE_S)  # who gets media, who not
+        room = probe_backend(args, monitor)
+        assert isinstance(room, FleetOutput)
+
+        def progress(step: Round, verdict: plan.Verdict, planned: dict[str, int]) -> None:
+            shown = "?" if step.spread_ms is None else f"{step.spread_ms:.1f} ms"
+            what = "before" if step.number == 0 else f"after round {step.number}"
+            print(f"align: spread {what}: {shown}", file=sys.stderr, flush=True)
+
+        if args.dry_run:
+            return fail("--dry-run needs an audio server; the demo's room applies at once")
+        try:
+            event, left_out = await monitor.align(
+                room, room, target_ms=args.target_ms, rounds=args.rounds, on_round=progress
+            )
+        except ProbeFailed as exc:
+            return fail(str(exc))
+        if left_out:
+            print(f"align: not heard, left out: {', '.join(left_out)}", file=sys.stderr)
+        print(event.to_line() if args.json else describe_align(event.to_json()))
+        if event.result == "aligned":
+            return 0
+        return _failed(f"not aligned: {event.detail}")
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await running
 
 
 async def _streaming(monitor: Any) -> tuple[list[Any], str]:
