@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
 from textual.app import App
 from textual.pilot import Pilot
@@ -13,6 +13,7 @@ from textual.pilot import Pilot
 from core.fleet.model import SourceState
 from core.sim.scenario import DEFAULT_FLEET
 from tui.app import BtmonApp
+from tui.ingest import FleetUpdated
 from tui.widgets.fleet_table import FleetTable
 
 #: 2026-11-27 20:00:00 UTC, an evening gig: every time the UI prints derives from it.
@@ -82,3 +83,13 @@ def no_blink(app: App[object]) -> None:
     for widget in app.query("*"):
         if hasattr(widget, "cursor_blink"):
             widget.cursor_blink = False
+
+
+E = TypeVar("E")
+
+
+def events_of(messages: list[object], kind: type[E]) -> list[E]:
+    """The events of type `kind` the app was handed, in order (from a Pilot message hook)."""
+    return [
+        e for m in messages if isinstance(m, FleetUpdated) for e in m.events if isinstance(e, kind)
+    ]

@@ -11,12 +11,11 @@ from core.fleet.events import AlignEvent
 from core.probe.backends import MicBackend
 from core.sim.fake_bluez import FakeBluez
 from core.sim.room_sim import RoomBackend
-from core.sim.scenario import ROOM, STALLED, build_default
+from core.sim.scenario import ROOM, STALLED
 from tests.conftest import FakeService
-from tests.tui.helpers import FIXED_CLOCK, fleet_loaded, until
+from tests.tui.helpers import FIXED_CLOCK, events_of, fleet_loaded, until
 from tests.tui.test_probe_panel import PROBE_TIMEOUT_S, probe_events, room_app
 from tui.app import make_app
-from tui.ingest import FleetUpdated
 
 pytestmark = pytest.mark.dbus
 
@@ -24,19 +23,8 @@ pytestmark = pytest.mark.dbus
 ALIGN_TIMEOUT_S = 4 * PROBE_TIMEOUT_S
 
 
-@pytest.fixture
-async def fake(bluez_service: FakeService) -> FakeBluez:
-    return await bluez_service.start(build_default)
-
-
 def align_events(messages: list[object]) -> list[AlignEvent]:
-    return [
-        e
-        for m in messages
-        if isinstance(m, FleetUpdated)
-        for e in m.events
-        if isinstance(e, AlignEvent)
-    ]
+    return events_of(messages, AlignEvent)
 
 
 def true_spread(room: RoomBackend, addresses: list[str]) -> float:

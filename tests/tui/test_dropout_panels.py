@@ -10,7 +10,7 @@ from textual.notifications import Notify
 
 from core.eventlog.store import EventStore
 from core.sim.fake_bluez import FakeBluez
-from core.sim.scenario import DROPPER, build_default, seed_history
+from core.sim.scenario import DROPPER, seed_history
 from tests.conftest import FakeService
 from tests.eventlog.conftest import SmallDisk, small_disk  # noqa: F401  (fixture)
 from tests.tui.helpers import fleet_loaded, screen_text, table_cells, until
@@ -21,11 +21,6 @@ from tui.widgets.fleet_table import FleetTable
 pytestmark = pytest.mark.dbus
 
 DROPPER_NAME = "Sub Bass"
-
-
-@pytest.fixture
-async def fake(bluez_service: FakeService) -> FakeBluez:
-    return await bluez_service.start(build_default)
 
 
 async def test_a_drop_shows_in_the_table_a_toast_and_the_detail(

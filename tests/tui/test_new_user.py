@@ -47,11 +47,6 @@ MIN_CONTRAST = 4.5
 SLOW = 0.01
 
 
-@pytest.fixture
-async def fake(bluez_service: FakeService) -> FakeBluez:
-    return await bluez_service.start(build_default)
-
-
 def app_for(service: FakeService, **kwargs: object) -> BtmonApp:
     return make_app(service.address, clock=FIXED_CLOCK, **kwargs)  # type: ignore[arg-type]
 

@@ -66,11 +66,6 @@ class Run:
 
 
 @pytest.fixture
-async def fake(bluez_service: FakeService) -> FakeBluez:
-    return await bluez_service.start(build_default)
-
-
-@pytest.fixture
 def run(bluez_service: FakeService) -> Run:
     return Run(make_app(bluez_service.address, clock=FIXED_CLOCK))
 

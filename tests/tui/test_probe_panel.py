@@ -11,11 +11,10 @@ from core.fleet.model import Verdict
 from core.probe.backends import MicBackend
 from core.sim.fake_bluez import FakeBluez
 from core.sim.room_sim import RoomBackend
-from core.sim.scenario import DEFAULT_FLEET, ROOM, STALLED, build_default
+from core.sim.scenario import DEFAULT_FLEET, ROOM, STALLED
 from tests.conftest import FakeService
-from tests.tui.helpers import FIXED_CLOCK, FIXED_NOW, fleet_loaded, screen_text, until
+from tests.tui.helpers import FIXED_CLOCK, FIXED_NOW, events_of, fleet_loaded, screen_text, until
 from tui.app import BtmonApp, make_app
-from tui.ingest import FleetUpdated
 from tui.widgets.drift import DriftPanel
 
 pytestmark = pytest.mark.dbus
@@ -26,19 +25,8 @@ PROBE_TIMEOUT_S = 20.0
 ACCURACY_MS = 0.25
 
 
-@pytest.fixture
-async def fake(bluez_service: FakeService) -> FakeBluez:
-    return await bluez_service.start(build_default)
-
-
 def probe_events(messages: list[object]) -> list[ProbeEvent]:
-    return [
-        e
-        for m in messages
-        if isinstance(m, FleetUpdated)
-        for e in m.events
-        if isinstance(e, ProbeEvent)
-    ]
+    return events_of(messages, ProbeEvent)
 
 
 def room_app(address: str, **kwargs: object) -> tuple[BtmonApp, RoomBackend]:
