@@ -15,6 +15,7 @@ from typing import Final
 from core.eventlog.replay import ReplayMonitor
 from core.eventlog.store import EventStore
 from core.metrics import MetricsError, MetricsServer
+from core.sim.tempdirs import remove_own
 from tui.app import BtmonApp, make_app
 from tui.cli.options import fail
 from tui.cli.probe import probe_backend
@@ -32,8 +33,8 @@ from tui.cli.source import (
 #: within this many seconds, the event log is flushed and the process ends anyway: Textual's
 #: shutdown can block for good on a terminal that is gone (seen once in an SSH-drop test under
 #: load: the main thread waiting for room in the output queue of a writer that no longer
-#: drained it). The demo's children end with it (PR_SET_PDEATHSIG); the next run removes the
-#: temporary folders of a process that is gone.
+#: drained it). The demo's children end with it (PR_SET_PDEATHSIG); its temporary folders are
+#: removed first.
 HANG_UP_GRACE_S: Final = 10.0
 #: How long that last resort waits for the event log's writer.
 HANG_UP_FLUSH_S: Final = 2.0
@@ -100,6 +101,7 @@ def _run_app(
     def give_up(signum: int) -> None:
         if log is not None:
             log.flush(HANG_UP_FLUSH_S)
+        remove_own()  # the demo's bus, capture and log folders (its children end with us)
         os._exit(128 + signum)
 
     def hang_up(signum: int, _frame: object) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 from core.fleet.events import ProbeEvent
@@ -58,6 +59,14 @@ def _replace_offset(result: SpeakerProbe, offset: float | None) -> SpeakerProbe:
     )
 
 
+def _merged(fleet: ProbeEvent, few: ProbeEvent) -> ProbeEvent:
+    """`few` (a probe of some of `fleet`'s speakers, newer) with the rest of `fleet`'s
+    results, offsets and spread over them all."""
+    new = {r.address: r for r in few.results}
+    results, spread = with_offsets(new.get(r.address, r) for r in fleet.results)
+    return replace(few, results=results, spread_ms=spread)
+
+
 class ProbeHistory:
     """Every probe seen (live or from the log), per speaker; summarised for the drift panel."""
 
@@ -70,10 +79,22 @@ class ProbeHistory:
         self.problem = ""
 
     def add(self, event: ProbeEvent) -> None:
-        if self.latest is None or event.played >= self.latest.played:
+        probed = {r.address for r in event.results}
+        latest = self.latest
+        if (
+            latest is not None
+            and event.played >= latest.played
+            and probed <= {r.address for r in latest.results if not r.detected}
+            and len(probed) < len(latest.results)
+        ):
+            # A miss checked again (those the last probe did not hear, alone): the fleet's
+            # view keeps the others' results, and the offsets of those probed are from the
+            # fleet's median, not from their own.
+            event = _merged(latest, event)
+        if latest is None or event.played >= latest.played:
             self.latest = event
             self.problem = ""
-        for result in event.results:
+        for result in (r for r in event.results if r.address in probed):
             if not result.detected or result.latency_ms is None or result.offset_ms is None:
                 continue
             series = self._heard.setdefault(result.address, deque(maxlen=HISTORY))

@@ -32,24 +32,41 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def clean_stale(root: Path | None = None) -> list[Path]:
-    """Remove this user's btmon-tui temporary folders whose owner process is gone; returns
-    what was removed. A folder of a running process, or another user's, is never touched."""
-    base = Path(root or tempfile.gettempdir())
-    removed: list[Path] = []
+def _owned(base: Path) -> list[tuple[Path, int]]:
+    """This user's btmon-tui temporary folders under `base`, each with its owner's pid."""
+    found: list[tuple[Path, int]] = []
     uid = os.getuid()
     with contextlib.suppress(OSError):
         for entry in base.iterdir():
             match = _OWNED.match(entry.name)
-            if match is None or int(match.group(2)) == os.getpid():
+            if match is None:
                 continue
             try:
                 info = entry.lstat()
             except OSError:
                 continue
-            if info.st_uid != uid or not entry.is_dir() or entry.is_symlink():
-                continue
-            if not _alive(int(match.group(2))):
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(entry)
+            if info.st_uid == uid and entry.is_dir() and not entry.is_symlink():
+                found.append((entry, int(match.group(2))))
+    return found
+
+
+def clean_stale(root: Path | None = None) -> list[Path]:
+    """Remove this user's btmon-tui temporary folders whose owner process is gone; returns
+    what was removed. A folder of a running process, or another user's, is never touched."""
+    removed: list[Path] = []
+    for entry, pid in _owned(Path(root or tempfile.gettempdir())):
+        if pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def remove_own(root: Path | None = None) -> list[Path]:
+    """Remove this process's own temporary folders: the last resort of a process that must
+    end without its exit path (which removes them itself)."""
+    removed: list[Path] = []
+    for entry, pid in _owned(Path(root or tempfile.gettempdir())):
+        if pid == os.getpid():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
     return removed

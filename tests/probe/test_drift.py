@@ -111,3 +111,23 @@ def test_the_summary_is_built_once_per_change() -> None:
     assert second is not first and second is not None and second.t == 30.0
     history.problem = "no microphone"
     assert history.summary() is not second
+
+
+def test_a_re_probe_of_one_speaker_keeps_the_fleet_view_and_its_offsets() -> None:
+    """A miss checked again (one speaker probed alone) must not leave the drift panel showing
+    that speaker only, nor give it an offset of 0 from itself."""
+    history = ProbeHistory()
+    history.add(probe(100.0, {A: 190.0, B: 192.0, C: None}))
+    history.add(probe(108.0, {C: 250.0}))  # C heard again, 58-60 ms late
+    summary = history.summary()
+    assert summary is not None
+    by_address = {r.address: r for r in summary.results}
+    assert set(by_address) == {A, B, C}
+    assert by_address[A].latency_ms == 190.0 and by_address[B].latency_ms == 192.0
+    assert by_address[C].offset_ms == pytest.approx(250.0 - 192.0)  # from the fleet's median
+    assert summary.spread_ms == pytest.approx(60.0)
+    assert [o for _, o in summary.history[C]] == [pytest.approx(58.0)]
+    assert len(summary.history[A]) == 1  # the others' history is not repeated
+    history.add(probe(130.0, {A: 191.0, B: 191.0}))  # C no longer plays: a new fleet, its view
+    summary = history.summary()
+    assert summary is not None and {r.address for r in summary.results} == {A, B}
