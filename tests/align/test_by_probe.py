@@ -10,31 +10,16 @@ import pytest
 
 from core.align.by_probe import align_by_probe
 from core.fleet.events import ProbeEvent
-from core.fleet.model import Speaker, Verdict
+from core.fleet.model import Speaker
 from core.sim.room_sim import RoomBackend, RoomSpeaker
 from tests.align.rooms import fresh_seed
+from tests.fleet.builders import plain_speaker
 
 NOW = 1_800_000_000.0
 
 
 def speaker(n: int) -> Speaker:
-    address = f"00:00:00:00:01:{n:02X}"
-    return Speaker(
-        path=f"/org/bluez/hci0/dev_{address.replace(':', '_')}",
-        address=address,
-        name=f"Speaker {n}",
-        adapter="hci0",
-        paired=True,
-        connected=True,
-        is_speaker=True,
-        verdict=Verdict.STREAMING,
-        transport=None,
-        battery=None,
-        media_pps=None,
-        last_dropout=None,
-        period_s=None,
-        changed_t=NOW,
-    )
+    return plain_speaker(f"00:00:00:00:01:{n:02X}", f"Speaker {n}", NOW)
 
 
 @pytest.mark.parametrize("count", [2, 4, 6])

@@ -173,3 +173,25 @@ def sample_speaker(t: float, address: str = "AA:BB:CC:DD:EE:01") -> Speaker:
         period_s=282.1,
         changed_t=t - 1,
     )
+
+
+def plain_speaker(address: str, name: str, t: float, **changes: Any) -> Speaker:
+    """A paired speaker on hci0, connected and streaming, with no optional fact (no
+    transport, battery, media rate or dropouts); `changes` replace fields."""
+    speaker = Speaker(
+        path="/org/bluez/hci0/dev_" + address.replace(":", "_"),
+        address=address,
+        name=name,
+        adapter="hci0",
+        paired=True,
+        connected=True,
+        is_speaker=True,
+        verdict=Verdict.STREAMING,
+        transport=None,
+        battery=None,
+        media_pps=None,
+        last_dropout=None,
+        period_s=None,
+        changed_t=t,
+    )
+    return replace(speaker, **changes) if changes else speaker

@@ -11,8 +11,8 @@ from core.fleet.model import (
     SourceStatus,
     Speaker,
     SpeakerProbe,
-    Verdict,
 )
+from tests.fleet.builders import plain_speaker
 from tests.fresh import fresh_json
 from tests.tui.helpers import FIXED_NOW
 from tui.alerts import (
@@ -28,22 +28,7 @@ PERIOD_S = 282.0
 
 
 def speaker(address: str, name: str) -> Speaker:
-    return Speaker(
-        path=f"/org/bluez/hci0/dev_{address.replace(':', '_')}",
-        address=address,
-        name=name,
-        adapter="hci0",
-        paired=True,
-        connected=True,
-        is_speaker=True,
-        verdict=Verdict.STREAMING,
-        transport=None,
-        battery=None,
-        media_pps=None,
-        last_dropout=None,
-        period_s=None,
-        changed_t=FIXED_NOW,
-    )
+    return plain_speaker(address, name, FIXED_NOW)
 
 
 def fleet(now: float, next_drop: float | None = None) -> FleetSnapshot:

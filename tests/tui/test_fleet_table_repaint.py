@@ -8,7 +8,8 @@ from collections import Counter
 from textual.app import App, ComposeResult
 from textual.strip import Strip
 
-from core.fleet.model import FleetSnapshot, SourceState, SourceStatus, Speaker, Transport, Verdict
+from core.fleet.model import FleetSnapshot, SourceState, SourceStatus, Speaker, Transport
+from tests.fleet.builders import plain_speaker
 from tui.widgets.fleet_table import FleetTable
 
 T = 1795809600.0
@@ -16,21 +17,12 @@ SPEAKERS = 30
 
 
 def speaker(index: int, battery: int = 80) -> Speaker:
-    return Speaker(
-        path=f"/org/bluez/hci0/dev_10_00_00_00_00_{index:02X}",
-        address=f"10:00:00:00:00:{index:02X}",
-        name=f"Speaker {index:03d}",
-        adapter="hci0",
-        paired=True,
-        connected=True,
-        is_speaker=True,
-        verdict=Verdict.STREAMING,
+    return plain_speaker(
+        f"10:00:00:00:00:{index:02X}",
+        f"Speaker {index:03d}",
+        T,
         transport=Transport("/t", "active", "SBC", 150.0, 100),
         battery=battery,
-        media_pps=None,
-        last_dropout=None,
-        period_s=None,
-        changed_t=T,
     )
 
 
