@@ -22,6 +22,7 @@ from core.fleet.model import FleetSnapshot, Speaker
 from core.fleet.state import FleetState
 from core.monitor import TICK_S
 from core.sim.daemon import PrivateBus
+from core.sim.demo import DemoFleet
 from core.sim.fake_bluez import FakeBluez
 from core.sim.objtree import ObjectTree
 from core.sources import Fact, Source, Warn, apply_to_fleet
@@ -199,3 +200,15 @@ async def wait_for(
             raise AssertionError(f"timed out after {timeout} s waiting for {message}")
         await asyncio.sleep(0.01)
     return time.monotonic() - start
+
+
+@pytest.fixture
+def demo_bus() -> Iterator[str]:
+    """The demo's fake BlueZ on a private bus, without its HCI capture (the speakers whose
+    transport is active are the ones a probe or an align plays to)."""
+    require_binary("dbus-daemon", "dbus")
+    fleet = DemoFleet(hci=False)
+    try:
+        yield fleet.start()
+    finally:
+        fleet.stop()

@@ -8,9 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.sim.demo import DemoFleet
 from tests.align.rooms import Room, fresh_seed, hidden_latencies, speakers
-from tests.conftest import require_binary
 from tests.pulse_server import PulseServer, pulse
 
 __all__ = ["pulse"]
@@ -40,14 +38,3 @@ def room(pulse: PulseServer, seed: int, request: pytest.FixtureRequest) -> Itera
     together with anything btmon left loaded."""
     with speakers(pulse, hidden_latencies(seed, getattr(request, "param", 2))) as made:
         yield made
-
-
-@pytest.fixture
-def demo_bus() -> Iterator[str]:
-    """The demo's fake BlueZ on a private bus (its speakers whose transport is active)."""
-    require_binary("dbus-daemon", "dbus")
-    fleet = DemoFleet(hci=False)
-    try:
-        yield fleet.start()
-    finally:
-        fleet.stop()

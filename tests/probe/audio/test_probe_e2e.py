@@ -13,10 +13,8 @@ import pytest
 from core.monitor import Monitor
 from core.probe.backends import MicBackend
 from core.probe.runner import Recording, Target
-from core.sim.demo import DemoFleet
 from core.sim.scenario import DEFAULT_FLEET, STALLED
 from tests.cli.conftest import run_cli
-from tests.conftest import require_binary
 from tests.probe.audio.conftest import PulseServer
 
 #: The demo speakers that play, and the extra latency (s) each one's "speaker" adds: the
@@ -59,16 +57,6 @@ class SlowSpeakers(MicBackend):
             ]
         )
         return super().capture(targets, padded, rate)
-
-
-@pytest.fixture
-def demo_bus() -> Iterator[str]:
-    require_binary("dbus-daemon", "dbus")
-    fleet = DemoFleet(hci=False)
-    try:
-        yield fleet.start()
-    finally:
-        fleet.stop()
 
 
 async def test_probe_through_pulseaudio_finds_each_speakers_latency(
