@@ -61,6 +61,7 @@ METRICS: Final = frozenset(
         "btmon_speaker_dropout_next_timestamp_seconds",
         "btmon_speaker_latency_seconds",
         "btmon_speaker_offset_seconds",
+        "btmon_speaker_delay_seconds",
         "btmon_source_up",
         "btmon_fleet_speakers",
         "btmon_fleet_connected",
@@ -182,6 +183,13 @@ def families(view: FleetView, counted: dict[tuple[str, str], int] | None = None)
         labels=["address"],
         unit="seconds",
     )
+    delay = GaugeMetricFamily(
+        "btmon_speaker_delay_seconds",
+        "The delay the last alignment gave the speaker's stage in the fleet output",
+        labels=["address"],
+        unit="seconds",
+    )
+    delays = snap.alignment.delays_ms if snap.alignment is not None else {}
     heard = {}
     if snap.drift is not None:
         heard = {r.address: r for r in snap.drift.results if r.detected}
@@ -211,6 +219,8 @@ def families(view: FleetView, counted: dict[tuple[str, str], int] | None = None)
             latency.add_metric([address], _seconds(probe.latency_ms))
         if probe is not None and probe.offset_ms is not None:
             offset.add_metric([address], _seconds(probe.offset_ms))
+        if address in delays:
+            delay.add_metric([address], _seconds(delays[address]))
     up = GaugeMetricFamily(
         "btmon_source_up",
         "1 when the source (BlueZ, HCI, BLE, …) is connected and working, else 0",
@@ -229,6 +239,7 @@ def families(view: FleetView, counted: dict[tuple[str, str], int] | None = None)
         next_drop,
         latency,
         offset,
+        delay,
         up,
         GaugeMetricFamily(
             "btmon_fleet_speakers", "Paired speakers in the fleet", value=counts.speakers

@@ -23,7 +23,14 @@ from core.bluez.client import BluezMirror
 from core.config import Config
 from core.dropouts.detector import DropoutDetector
 from core.fleet.events import AlignEvent, DropoutEvent, Event, ProbeEvent, RawEvent, SpeakerEvent
-from core.fleet.model import DropoutSummary, FleetSnapshot, SourceState, SourceStatus, Speaker
+from core.fleet.model import (
+    Alignment,
+    DropoutSummary,
+    FleetSnapshot,
+    SourceState,
+    SourceStatus,
+    Speaker,
+)
 from core.fleet.state import FleetState
 from core.fleet.verdict import PLAYING
 from core.hci.source import HciSource, MediaSource
@@ -128,6 +135,8 @@ class Monitor:
         self.probes = ProbeHistory()
         #: What a running probe is doing, in words ("" when none runs).
         self.probing = ""
+        #: The last alignment that applied or removed delays (live or from the log).
+        self.alignment: Alignment | None = None
         #: The fleet: what every source's facts add up to, judged (the Monitor owns it).
         self._state = FleetState(include_all=include_all)
         #: What the operator must read (a source failing, a probe not heard), newest last.
@@ -203,6 +212,9 @@ class Monitor:
                 count += 1
             elif kind == "probe":
                 self.probes.load([record])
+                count += 1
+            elif kind == "align":
+                self.aligned(AlignEvent.from_json(record))
                 count += 1
         return count
 
@@ -341,8 +353,18 @@ class Monitor:
             self.changed()
         await asyncio.sleep(0)  # the last round's probe is recorded before the event
         event = outcome.event(self.clock(), output.sink, targets, target_ms)
+        self.aligned(event)
         self._publish([event])
         return event, stalled + unheard
+
+    def aligned(self, event: AlignEvent) -> None:
+        """An alignment (live, replayed, from the log or a remote host): kept when it applied
+        or removed delays and is not older than the one kept (AlignEvent.applied)."""
+        kept = event.applied()
+        if kept is None or (self.alignment is not None and kept.t < self.alignment.t):
+            return
+        self.alignment = kept
+        self.changed()
 
     def probe_failed(self, message: str) -> None:
         """A probe that could not run: shown in the drift panel and the log's warnings
@@ -396,6 +418,8 @@ class Monitor:
             snap = source.view(snap)
         if self.probes.latest is not None or self.probes.problem or self.probing:
             snap = replace(snap, drift=self.probes.summary(), probing=self.probing)
+        if self.alignment is not None:
+            snap = replace(snap, alignment=self.alignment)
         return snap
 
     def has_periods(self) -> bool:
@@ -473,6 +497,8 @@ class Monitor:
         elif kind == "probe":  # the drift panel shows what the microphone heard then
             self.probes.load([record])
             self.changed()
+        elif kind == "align":  # the delays it applied (or removed) stay shown
+            self.aligned(AlignEvent.from_json(record))
         self._publish([RawEvent(t, dict(record))])
 
     def _rewind(self) -> None:
@@ -481,6 +507,7 @@ class Monitor:
         self.changed()
         self.detector = DropoutDetector()
         self.probes = ProbeHistory()
+        self.alignment = None
 
     async def _run_source(self, source: Source) -> None:
         """Run one source; its failure is a warning (and its status), the others go on."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from core.fleet.model import FleetCounts, Speaker, SpeakerProbe
+from core.fleet.model import Alignment, FleetCounts, Speaker, SpeakerProbe
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +335,24 @@ class AlignEvent(Event):
             _number(data.get("target_ms")),
             str(data.get("result", "aligned")),
             str(data.get("detail", "")),
+        )
+
+    def applied(self) -> Alignment | None:
+        """What this alignment left in place: each result's delay, or none after a reset;
+        None when it changed nothing (a dry run, or one that stopped before applying
+        anything without aligning: the delays of the alignment before stay)."""
+        if self.result == "reset":
+            return Alignment(self.t, self.result)
+        if self.result == "dry-run" or (self.result != "aligned" and self.rounds == 0):
+            return None
+        return Alignment(
+            self.t,
+            self.result,
+            {r.address: r.delay_ms for r in self.results},
+            _ms(self.spread_before_ms),  # as its line says (the log, the toast)
+            _ms(self.spread_after_ms),
+            self.detail,
+            {r.address: r.name for r in self.results if r.name},
         )
 
 

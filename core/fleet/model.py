@@ -239,6 +239,8 @@ class FleetSnapshot:
     drift: DriftSummary | None = None
     #: What a running probe is doing ("" when none runs).
     probing: str = ""
+    #: The last alignment of the fleet output (`align`, `A`); None before the first.
+    alignment: Alignment | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +344,27 @@ class DriftSummary:
     source: str = "microphone"
     #: What went wrong with the latest probe ("" when it ran).
     problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Alignment:
+    """The last alignment of the fleet output (an `align` event that applied or removed
+    delays): what the drift panel says about it and btmon_speaker_delay_seconds exports."""
+
+    #: When it ended (Unix s).
+    t: float
+    #: "aligned", "not-aligned" (delays applied, spread still over target) or "reset" (every
+    #: delay removed).
+    result: str
+    #: Address -> the delay its stage adds (whole ms); empty after a reset. A speaker left
+    #: out of the alignment has none.
+    delays_ms: Mapping[str, int] = field(default_factory=dict)
+    spread_before_ms: float | None = None
+    spread_after_ms: float | None = None
+    #: Why it did not align, in words ("" when it did).
+    detail: str = ""
+    #: Address -> the speaker's name then.
+    names: Mapping[str, str] = field(default_factory=dict)
 
 
 def _round(value: float | None, digits: int) -> float | None:

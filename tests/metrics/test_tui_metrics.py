@@ -82,7 +82,8 @@ def test_the_tui_serves_the_fleet_and_its_probes(demo: Demo) -> None:
         "the first probe's metrics",
         None,
     )
-    assert set(found) == METRICS  # the demo with its probes shows every metric there is
+    # The demo with its probes shows every metric there is but the delays (nothing aligned).
+    assert set(found) == METRICS - {"btmon_speaker_delay_seconds"}
     verdicts = current_verdicts(found)
     assert verdicts.keys() == DEMO_HCI_VERDICTS.keys()
     latency = by_address(found, "btmon_speaker_latency_seconds")

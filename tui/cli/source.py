@@ -45,6 +45,9 @@ def has_terminal() -> bool:
 DEMO_PROBE_EVERY_S = 30.0
 #: Dropout history read from the log at start (days), so periods survive a restart.
 HISTORY_DAYS = 7
+#: What is read from the log at start: dropouts (their periods), probes (the drift panel) and
+#: alignments (the delays in place: the drift panel, btmon_speaker_delay_seconds).
+HISTORY_TYPES = frozenset({"dropout", "probe", "align"})
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,7 @@ def with_source(
         if store is not None:
             since = time.time() - HISTORY_DAYS * 86400
             try:
-                history.extend(store.read(since=since, types={"dropout", "probe"}))
+                history.extend(store.read(since=since, types=HISTORY_TYPES))
             except StoreError as exc:  # nothing written yet, or unreadable: no history
                 if not log_error:
                     log_error = f"event log: {exc}"

@@ -148,7 +148,7 @@ class FleetView(Screen[None]):
         visible = has_data and self.app.size.height >= DRIFT_PANEL_HEIGHT
         panel.set_class(visible, "shown")
         if visible:
-            panel.show(snapshot.drift, snapshot.probing, snapshot.t)
+            panel.show(snapshot.drift, snapshot.probing, snapshot.t, snapshot.alignment)
 
     def _speaker(self, path: str | None) -> tuple[Speaker | None, DropoutSummary | None]:
         if self.snapshot is None or path is None:

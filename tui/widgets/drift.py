@@ -1,7 +1,10 @@
 """DriftPanel: what the microphone heard — each speaker's offset against the 15 ms and 40 ms
-lines, its latency, its clock drift rate, and the offsets' history as a plot."""
+lines, its latency, its clock drift rate, and the offsets' history as a plot — and the last
+alignment: when, the spread before and after, the delay each speaker got."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from rich.console import Group
 from rich.table import Table
@@ -9,7 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from core.fleet.describe import age, stamp
-from core.fleet.model import ECHO_MS, TIGHT_MS, DriftSummary, sync_word
+from core.fleet.model import ECHO_MS, TIGHT_MS, Alignment, DriftSummary, sync_word
 from core.probe.plot import braille_plot
 from tui.style import COLOUR, Palette, palette_of
 
@@ -97,6 +100,44 @@ def results_table(summary: DriftSummary, palette: Palette = COLOUR) -> Table:
     return table
 
 
+def alignment_line(
+    alignment: Alignment,
+    now: float,
+    palette: Palette = COLOUR,
+    names: Mapping[str, str] | None = None,
+) -> Text:
+    """'aligned 14:02:11: spread 144.4 → 0.4 ms', 'not aligned 14:02:11: spread 144.4 →
+    30.2 ms (why)' or 'delays removed 14:02:11: …' (`btmon-tui align --reset`); then the
+    delay each speaker's stage adds, largest first ('added delay: Sub Bass +142 ms · Stage
+    Left +3 ms · …'), as wrapping text (a column would not fit beside the probe's at 80 columns).
+    `names`: address -> name, where the alignment does not say (older records)."""
+    when = stamp(alignment.t, now)
+    if alignment.result == "reset":
+        return Text(
+            f" delays removed {when} (align --reset): the speakers play without added delay",
+            style=palette("bright_black"),
+        )
+    text = Text(" ")
+    if alignment.result == "aligned":
+        text.append(f"aligned {when}", style=palette("bold green"))
+    else:
+        text.append(f"not aligned {when}", style=palette("bold red"))
+    before = "?" if alignment.spread_before_ms is None else f"{alignment.spread_before_ms:.1f}"
+    after = "?" if alignment.spread_after_ms is None else f"{alignment.spread_after_ms:.1f}"
+    text.append(f": spread {before} → {after} ms")
+    if alignment.result != "aligned" and alignment.detail:
+        text.append(f" ({alignment.detail})", style=palette("bright_black"))
+    names = names or {}
+    delays = [
+        f"{alignment.names.get(a) or names.get(a) or a} +{d} ms"
+        for a, d in sorted(alignment.delays_ms.items(), key=lambda item: -item[1])
+    ]
+    if delays:
+        text.append("\n added delay: ", style="bold")
+        text.append(" · ".join(delays))
+    return text
+
+
 def history_plot(
     summary: DriftSummary, width: int, height: int = PLOT_HEIGHT, palette: Palette = COLOUR
 ) -> Text:
@@ -173,13 +214,22 @@ class DriftPanel(Static):
 
     _shown: object = None
 
-    def show(self, summary: DriftSummary | None, probing: str, now: float) -> None:
-        key = (summary, probing, int(now) // 10, self.size.width)
+    def show(
+        self,
+        summary: DriftSummary | None,
+        probing: str,
+        now: float,
+        alignment: Alignment | None = None,
+    ) -> None:
+        key = (summary, probing, int(now) // 10, self.size.width, alignment)
         if key == self._shown:
             return
         self._shown = key
         palette = palette_of(self.app)
         parts: list[object] = [headline(summary, probing, now, palette)]
+        if alignment is not None:
+            names = {r.address: r.name for r in summary.results} if summary else {}
+            parts.append(alignment_line(alignment, now, palette, names))
         if summary is not None and summary.results:
             table = results_table(summary, palette)
             left = 16 + 10 + BAR_WIDTH + 10 + 10 + 10 + 8
