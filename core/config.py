@@ -21,6 +21,10 @@ transport_s = 8
 active_s = 8
 attempts = 3                  # a count (at least 1)
 settle_s = 0.5                # pauses (seconds, 0 or more)
+
+[hosts.lab]                   # watched when no --host is given (core.hosts)
+command = "ssh -p 2222 pi@lab /opt/btmon/bin/btmon-tui"   # default: ssh lab btmon-tui
+[hosts.local]                 # this machine's own fleet next to them
 ```
 """
 
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from core.bluez.outcomes import Timeouts
+from core.hosts import HostError, HostSpec, host_with_command, parse_host
 
 #: A Bluetooth device address as BlueZ writes it (any case is accepted and upper-cased).
 ADDRESS_RE: Final = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
@@ -49,7 +54,9 @@ RESYNC_KEYS: Final = tuple(f.name for f in fields(Timeouts))
 _TIMEOUT_DEFAULTS: Final[dict[str, object]] = {k: getattr(Timeouts(), k) for k in RESYNC_KEYS}
 #: Timeouts that limit a step: 0 would fail every action at once. Other seconds are pauses.
 STEP_LIMITS: Final = ("call_s", "disconnect_s", "transport_s", "active_s")
-TOP_KEYS: Final = ("speakers", "groups", "resync")
+TOP_KEYS: Final = ("speakers", "groups", "resync", "hosts")
+#: Keys of a `[hosts.NAME]` table.
+HOST_KEYS: Final = ("command",)
 
 
 class ConfigError(Exception):
@@ -102,6 +109,8 @@ class Config:
     speakers: Mapping[str, SpeakerConfig] = field(default_factory=dict)
     groups: Mapping[str, GroupConfig] = field(default_factory=dict)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    #: `[hosts.NAME]` tables: the hosts watched when no --host is given, in file order.
+    hosts: tuple[HostSpec, ...] = ()
 
     @property
     def aliases(self) -> dict[str, str]:
@@ -294,8 +303,27 @@ class _Reader:
             expect = self._optional(body, parts, "expect_streaming", bool, "true or false")
             groups[name] = GroupConfig(name, bool(expect), addresses)
         return Config(
-            path=self.path, speakers=speakers, groups=groups, timeouts=self._timeouts(doc)
+            path=self.path,
+            speakers=speakers,
+            groups=groups,
+            timeouts=self._timeouts(doc),
+            hosts=self._hosts(doc),
         )
+
+    def _hosts(self, doc: dict[str, Any]) -> tuple[HostSpec, ...]:
+        hosts = []
+        for name, value in self._entries(doc, "hosts"):
+            parts = ("hosts", name)
+            body = self.table(value, parts, HOST_KEYS)
+            command = self._optional(body, parts, "command", str, "a string")
+            try:
+                if command is None:
+                    hosts.append(parse_host(name))
+                else:
+                    hosts.append(host_with_command(name, command, key_path((*parts, "command"))))
+            except HostError as exc:
+                raise self.fail(parts, str(exc).replace("--host ", "hosts.", 1)) from None
+        return tuple(hosts)
 
     def _entries(self, doc: dict[str, Any], name: str) -> list[tuple[str, Any]]:
         value = doc.get(name, {})

@@ -30,6 +30,7 @@ from core.fleet.model import (
     SourceState,
     SourceStatus,
     Speaker,
+    host_key,
 )
 from core.fleet.state import FleetState
 from core.fleet.verdict import PLAYING
@@ -70,6 +71,12 @@ PROBE_RECHECK_S = 8.0
 WARNINGS_KEPT = 200
 #: Dropouts kept per speaker in a snapshot (the detail view lists them).
 RECENT_DROPOUTS = 50
+
+#: Why probes and alignments do not run from a view of remote hosts only.
+REMOTE_PROBES: Final = (
+    "probes and alignments run on each host, where its microphone is: run `btmon-tui probe` "
+    "or `btmon-tui align` there (e.g. over ssh), or add --host local for this machine's room"
+)
 
 EventSink = Callable[[list[Event]], None]
 
@@ -161,6 +168,10 @@ class Monitor:
         self.sources: tuple[Source, ...] = tuple(built)
         for source in self.sources:
             source.attach(_Sink(self, source))
+        if self.sources and all(source.remote for source in self.sources):
+            # Only other machines' fleets: each host says how its own BlueZ is (its view).
+            names = ", ".join(source.name for source in self.sources)
+            self._state.source = SourceStatus(SourceState.CONNECTED, f"watching {names}")
         if config is not None:
             self._state.configure(
                 aliases=config.aliases, groups=config.group_of, expected=config.expected
@@ -174,7 +185,7 @@ class Monitor:
     def live(self) -> bool:
         """True when actions and probes are possible: some source can act on its devices (a
         replay of a log cannot)."""
-        return any(source.control is not None for source in self.sources)
+        return any(source.control is not None or source.remote for source in self.sources)
 
     def changed(self) -> None:
         """Something shown changed outside the fleet's facts (probes, warnings, presence)."""
@@ -208,7 +219,7 @@ class Monitor:
         for record in records:
             kind = record.get("type")
             if kind == "dropout":
-                self.detector.observe(record, float(record.get("t", 0.0)))
+                self.detector.observe(_by_host(record), float(record.get("t", 0.0)))
                 count += 1
             elif kind == "probe":
                 self.probes.load([record])
@@ -255,7 +266,11 @@ class Monitor:
         """Probe the speakers that should play (or `only` these addresses) now; the result
         is recorded, and a speaker it did not hear is probed once more PROBE_RECHECK_S
         later (`recheck`). Raises ProbeFailed (recorded too) when the probe cannot run."""
-        targets = targets_for(self.snapshot().speakers, only)
+        targets = targets_for(_here(self.snapshot().speakers), only)
+        if not targets and not only and self._remote_only():
+            message = REMOTE_PROBES
+            self.probe_failed(message)
+            raise ProbeFailed(message)
         if not targets:
             message = (
                 "no speaker is playing: start playback first (a probe only plays to "
@@ -317,7 +332,10 @@ class Monitor:
         published `align` event and the names of speakers left out (sent audio but not
         heard: a stalled speaker cannot be aligned). Raises ProbeFailed when nothing streams
         or a probe cannot run. `on_round` is called from the worker thread."""
-        snapshot = self.snapshot().speakers
+        snapshot = _here(self.snapshot().speakers)
+        if self._remote_only():
+            self.probe_failed(REMOTE_PROBES)
+            raise ProbeFailed(REMOTE_PROBES)
         chosen = [s for s in snapshot if s.in_fleet and s.verdict in PLAYING]
         stalled = tuple(s.name for s in snapshot if sent_audio(s) and s not in chosen)
         if len(chosen) < 2:
@@ -365,6 +383,10 @@ class Monitor:
             return
         self.alignment = kept
         self.changed()
+
+    def _remote_only(self) -> bool:
+        """True when every source is another machine's (nothing here to probe or align)."""
+        return bool(self.sources) and all(source.remote for source in self.sources)
 
     def probe_failed(self, message: str) -> None:
         """A probe that could not run: shown in the drift panel and the log's warnings
@@ -492,7 +514,7 @@ class Monitor:
         elif kind == "speaker":
             state.restore(Speaker.from_json(record, t))
         elif kind == "dropout":
-            self.detector.observe(record, t)
+            self.detector.observe(_by_host(record), t)
             self.changed()
         elif kind == "probe":  # the drift panel shows what the microphone heard then
             self.probes.load([record])
@@ -591,6 +613,20 @@ class Monitor:
         if dropouts:
             self._publish([*dropouts, *self._annotations([], dropouts, now)])
         self._judged(self._state.reclassify(now) + self._state.expire_reasons(now), now)
+
+
+def _here(speakers: Sequence[Speaker]) -> list[Speaker]:
+    """The speakers of this machine: a probe plays and listens in this room only."""
+    return [s for s in speakers if s.host is None]
+
+
+def _by_host(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A dropout record as the detector keeps it: a remote host's under `host/address`
+    (Speaker.key), so each host's history and periods stay its own."""
+    host = record.get("host")
+    if not host or not isinstance(record.get("address"), str):
+        return record
+    return {**record, "address": host_key(str(host), record["address"])}
 
 
 def _fleet_only(events: list[Event]) -> list[Event]:

@@ -157,6 +157,9 @@ class Source(ABC):
     name: str
     #: Where facts go; set by `attach`, before `run`.
     sink: SourceSink
+    #: True for another machine's fleet (core.hosts): it acts through its own commands,
+    #: not through a control here, and its speakers are probed in their own room.
+    remote: bool = False
 
     def attach(self, sink: SourceSink) -> None:
         """Called once by the Monitor that runs this source, when the Monitor is built."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
-from core.bluez.control import Controller
 from core.fleet.describe import plural
 from core.fleet.model import FleetSnapshot, Speaker, Verdict
 from core.fleet.verdict import LINKED_SILENT
+from core.hosts import Acting
 
 #: Speakers a bulk resync bounces at the same time. Each is silent for ~3 s and pages on its
 #: adapter while it reconnects; two keeps the rest of the fleet playing and an adapter's page
@@ -59,7 +59,7 @@ class ActionQueue:
 
     def __init__(
         self,
-        controller: Controller,
+        controller: Acting,
         on_change: Callable[[str], None],
         *,
         wanted: Callable[[str, str], bool] | None = None,

@@ -134,6 +134,7 @@ class Alerts:
         """Every toast a new snapshot and its events call for, in order: actions' outcomes,
         dropouts, then predicted dropouts DUE_WARNING_S away (at `snapshot.t`)."""
         self.names.update({s.address: s.name for s in snapshot.speakers})
+        self.names.update({s.key: s.name for s in snapshot.speakers if s.host})
         toasts = [action_toast(e, self.names) for e in events if isinstance(e, ActionEvent)]
         return toasts + dropout_toasts(events, self.names) + self._due(snapshot)
 

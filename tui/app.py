@@ -19,6 +19,7 @@ from core.bluez.control import Controller, Timeouts
 from core.eventlog.replay import ReplayMonitor
 from core.eventlog.store import EventStore
 from core.fleet.model import FleetSnapshot, SourceStatus
+from core.hosts import Acting, RemoteHost, route_actions
 from core.metrics import MetricsServer, on_loop
 from core.monitor import Monitor
 from core.probe.runner import Backend
@@ -64,7 +65,7 @@ class BtmonApp(App[int]):
         ansi_color: bool = False,
         log: EventStore | None = None,
         log_error: str = "",
-        controller: Controller | None = None,
+        controller: Acting | None = None,
         probe_backend: Backend | None = None,
         probe_every_s: float | None = None,
         metrics: MetricsServer | None = None,
@@ -73,7 +74,7 @@ class BtmonApp(App[int]):
         #: `--metrics`: bound by the launcher, served from this app's loop while it runs.
         self.metrics = metrics
         #: The one Controller: actions run as tasks on this app's loop, never in widgets.
-        self.controller = controller or Controller(feed.monitor)
+        self.controller: Acting = controller or Controller(feed.monitor)
         #: Actions started from the fleet view; quitting asks first while one runs.
         self.actions = ActionQueue(self.controller, on_change=_no_one)
         self.feed = feed
@@ -146,7 +147,7 @@ class BtmonApp(App[int]):
     async def action_quit(self) -> None:
         """q, ctrl+c, ctrl+q: quit at once, unless an action runs: quitting would cancel it
         half-way (a resync leaves its speaker disconnected), so ask first, No by default."""
-        names = {s.address: s.name for s in self.snapshot.speakers} if self.snapshot else {}
+        names = {s.key: s.name for s in self.snapshot.speakers} if self.snapshot else {}
         question = running_question(self.actions.running, self.actions.queued, names)
         if question is None:
             self.exit()
@@ -211,11 +212,19 @@ def make_app(
         ansi_color=few_colours(),
         log=log,
         log_error=log_error,
-        controller=Controller(feed.monitor, timeouts=timeouts),
+        controller=_acting(feed.monitor, Controller(feed.monitor, timeouts=timeouts)),
         probe_backend=probe_backend,
         probe_every_s=probe_every_s,
         metrics=metrics,
     )
+
+
+def _acting(monitor: Monitor | ReplayMonitor, local: Controller) -> Acting:
+    """The app's actions: on this machine's BlueZ, or each on its speaker's host."""
+    hosts = [s for s in monitor.sources if isinstance(s, RemoteHost)]
+    here = local if monitor.device_calls is not None else None
+    routed = route_actions(here, hosts, monitor.publish, monitor.clock)
+    return routed if routed is not None else local
 
 
 def few_colours() -> bool:

@@ -83,10 +83,18 @@ def age(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def at_host(name: str, host: str | None) -> str:
+    """'Bar@lab' for a remote host's speaker (`--host`), 'Bar' for this machine's."""
+    return f"{name}@{host}" if host else name
+
+
 def describe_event(event: dict[str, Any], names: dict[str, str] | None = None) -> str | None:
     """One line for the event log, or None for events not worth a line (speaker rows)."""
     names = names or {}
     who = names.get(event.get("address", ""), event.get("address", ""))
+    host = event.get("host")
+    if host and host != "local":  # a remote host's line (`--host`): whose speaker it is
+        who = at_host(who, str(host))
     kind = event.get("type")
     if kind == "device":
         if event.get("connected"):
@@ -104,7 +112,8 @@ def describe_event(event: dict[str, Any], names: dict[str, str] | None = None) -
             return f"{who}: A2DP transport idle — connected but no audio"
         return f"{who}: A2DP transport {state}"
     if kind == "source":
-        return str(event.get("detail"))
+        detail = str(event.get("detail"))
+        return f"{host}: {detail}" if host and not detail.startswith(str(host)) else detail
     if kind == "dropout":
         if event.get("phase") == "cancelled":
             # Retracted: the start line it takes back was not a dropout (a music stop, our own

@@ -170,6 +170,8 @@ class ActionEvent(Event):
     detail: str | None = None
     message: str = ""
     duration_s: float | None = None
+    #: The remote host it ran on (`--host`), None for this machine.
+    host: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -181,7 +183,7 @@ class ActionEvent(Event):
             "detail": self.detail,
             "message": self.message,
             "duration_s": self.duration_s,
-        }
+        } | ({"host": self.host} if self.host is not None else {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +377,18 @@ def event_address(event: Event) -> str | None:
         return address if isinstance(address, str) else None
     address = getattr(event, "address", None)
     return address if isinstance(address, str) else None
+
+
+def event_host(event: Event) -> str | None:
+    """The remote host an event came from (`--host`), None for this machine's."""
+    if isinstance(event, SpeakerEvent):
+        return event.speaker.host
+    if isinstance(event, ActionEvent):
+        return event.host
+    if isinstance(event, RawEvent):
+        host = event.payload.get("host")
+        return str(host) if host and host != "local" else None
+    return None
 
 
 def event_type(event: Event) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
@@ -122,6 +122,14 @@ class Speaker:
     rssi: int | None = None
     #: Unix time of its last BLE advertisement (`--ble`), None when never seen.
     ble_seen: float | None = None
+    #: The host it is paired with (`--host NAME`), None for this machine's own BlueZ.
+    host: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What tells it apart in a fleet of several hosts (a speaker may be paired with two):
+        its address, prefixed with its host's name for a remote one (`lab/AA:BB:…`)."""
+        return host_key(self.host, self.address)
 
     @property
     def in_fleet(self) -> bool:
@@ -136,8 +144,10 @@ class Speaker:
         address = str(data.get("address", ""))
         adapter = str(data.get("adapter", ""))
         verdict = data.get("verdict")
+        host = data.get("host")
+        host = str(host) if host else None
         return cls(
-            path=f"replay/{adapter}/{address}",
+            path=f"{host or 'replay'}/{adapter}/{address}",
             address=address,
             name=str(data.get("name") or address),
             adapter=adapter,
@@ -161,6 +171,7 @@ class Speaker:
             last_dropout=data.get("last_dropout"),
             period_s=data.get("period_s"),
             changed_t=t,
+            host=host,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -177,7 +188,13 @@ class Speaker:
             "media_pps": self.media_pps,
             "last_dropout": self.last_dropout,
             "period_s": self.period_s,
-        }
+        } | ({"host": self.host} if self.host is not None else {})
+
+
+def host_key(host: str | None, address: str) -> str:
+    """A speaker's key in a fleet of several hosts: `lab/AA:BB:…`, or the bare address on
+    this machine (Speaker.key; dropouts of remote speakers are kept under it)."""
+    return f"{host}/{address}" if host else address
 
 
 class SourceState(StrEnum):
@@ -206,6 +223,17 @@ class FleetCounts:
     speakers: int
     connected: int
     streaming: int
+
+    @classmethod
+    def of(cls, speakers: Iterable[Speaker]) -> FleetCounts:
+        """The counts of these speakers (the fleet's, or one host's): paired speakers only;
+        one whose state is unknown is not counted as connected."""
+        fleet = [s for s in speakers if s.in_fleet]
+        return cls(
+            speakers=len(fleet),
+            connected=sum(1 for s in fleet if s.connected and s.verdict != Verdict.UNKNOWN),
+            streaming=sum(1 for s in fleet if s.verdict == Verdict.STREAMING),
+        )
 
     def to_json(self) -> dict[str, int]:
         return {"speakers": self.speakers, "connected": self.connected, "streaming": self.streaming}
@@ -239,6 +267,8 @@ class FleetSnapshot:
     drift: DriftSummary | None = None
     #: What a running probe is doing ("" when none runs).
     probing: str = ""
+    #: Each remote host's name and status (`--host`), in the order given; () without hosts.
+    hosts: tuple[tuple[str, SourceStatus], ...] = ()
     #: The last alignment of the fleet output (`align`, `A`); None before the first.
     alignment: Alignment | None = None
 

@@ -256,12 +256,7 @@ class FleetState:
         return [SourceEvent(now, status.state.value, status.detail), *self.reclassify(now)]
 
     def counts(self) -> FleetCounts:
-        speakers = [s for s in self.speakers.values() if s.in_fleet]
-        return FleetCounts(
-            speakers=len(speakers),
-            connected=sum(1 for s in speakers if s.connected and s.verdict != Verdict.UNKNOWN),
-            streaming=sum(1 for s in speakers if s.verdict == Verdict.STREAMING),
-        )
+        return FleetCounts.of(self.speakers.values())
 
     def configure(
         self, *, aliases: Mapping[str, str], groups: Mapping[str, str], expected: frozenset[str]
@@ -282,7 +277,8 @@ class FleetState:
 
     def snapshot(self, now: float) -> FleetSnapshot:
         ordered = sorted(
-            self.speakers.values(), key=lambda s: (s.adapter, s.name.lower(), s.address)
+            self.speakers.values(),
+            key=lambda s: (s.host or "", s.adapter, s.name.lower(), s.address),
         )
         return FleetSnapshot(
             t=now,

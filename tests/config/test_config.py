@@ -145,7 +145,10 @@ def test_bad_toml_syntax_names_line_and_column(text: str, expected: str) -> None
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("volume = 3\n", "/etc/rig.toml:1: unknown key volume (known: speakers, groups, resync)"),
+        (
+            "volume = 3\n",
+            "/etc/rig.toml:1: unknown key volume (known: speakers, groups, resync, hosts)",
+        ),
         (
             '\n[speakers."AA:BB:CC:DD:EE:01"]\nalias = "x"\ncolour = "red"\n',
             '/etc/rig.toml:4: unknown key speakers."AA:BB:CC:DD:EE:01".colour '

@@ -101,8 +101,12 @@ def check(args: argparse.Namespace) -> str:
                 f"--bus {args.bus!r} is not a bus: give system, session or a D-Bus address "
                 "like unix:path=/run/dbus/system_bus_socket"
             )
+    if "host" in given:
+        problem = _check_hosts(args)
+        if problem:
+            return problem
     if "replay" in given:
-        clash = sorted({"demo", "bus", "hci", "hci_file", "ble"} & given)
+        clash = sorted({"demo", "bus", "hci", "hci_file", "ble", "host"} & given)
         if clash:
             flags = ", ".join(FLAGS[c] for c in clash)
             return f"--replay plays a recording: leave out {flags} (or --replay)"
@@ -120,6 +124,34 @@ def check(args: argparse.Namespace) -> str:
         if live_only:
             flag = FLAGS[live_only[0]]
             return f"{flag} does not apply to `{command}`, which reads files: leave it out"
+    return ""
+
+
+#: Commands that can show several hosts (actions, probes and alignments run on each host).
+HOST_COMMANDS: Final = frozenset({None, "watch"})
+
+
+def _check_hosts(args: argparse.Namespace) -> str:
+    """--host: each name once, with the TUI or `watch`; this machine's own options only
+    with `--host local` among them."""
+    from core.hosts import check_hosts
+
+    if args.command not in HOST_COMMANDS:
+        return (
+            f"--host goes with the TUI and `watch`: run `{args.command}` on the speaker's host "
+            "(e.g. ssh HOST btmon-tui ...)"
+        )
+    problem = check_hosts(args.host)
+    if problem:
+        return problem
+    if not any(host.is_local for host in args.host):
+        here = sorted({"demo", "bus", "hci", "hci_file", "ble"} & args.given)
+        if here:
+            flag = FLAGS[here[0]]
+            return (
+                f"{flag} is about this machine, which the --host list leaves out: add "
+                f"--host local (or leave out {flag})"
+            )
     return ""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from core.hosts import HostError, HostSpec, parse_host
 from tui.cli import options
 
 EPILOG = """\
@@ -122,6 +123,15 @@ def _add_source_args(parser: argparse.ArgumentParser, nested: bool = True) -> No
         "refused on an adapter that streams A2DP (audio would stutter)",
     )
     add("--ble-force", action="store_true", help="with --ble: scan even while the adapter streams")
+    add(
+        "--host",
+        action="append",
+        type=host_arg,
+        metavar="NAME[=COMMAND]",
+        help="also watch host NAME's fleet through `COMMAND watch --json` (default COMMAND: "
+        "ssh NAME btmon-tui); repeat it for more hosts; `--host local` is this machine "
+        "(TUI and watch; default: the config file's [hosts.NAME] tables)",
+    )
     hci = parser.add_mutually_exclusive_group()
     options.add(
         hci,
@@ -181,6 +191,14 @@ def add_metrics_arg(parser: argparse.ArgumentParser, nested: bool = True) -> Non
         "default 0.0.0.0, every interface; 127.0.0.1:PORT keeps it local; port 0 takes a "
         "free one: `watch` names its URL on stderr)",
     )
+
+
+def host_arg(text: str) -> HostSpec:
+    """--host NAME[=COMMAND] (core.hosts.parse_host), refused in one line."""
+    try:
+        return parse_host(text)
+    except HostError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--host ")) from None
 
 
 def sink_mapping(text: str) -> tuple[str, str]:

@@ -18,6 +18,7 @@ from core.ble import BlePresence, BleScan, adapter_name
 from core.config import Config, ConfigError, load_config
 from core.eventlog.store import EventStore, StoreError, default_db_path
 from core.hci.live import HciLive, HciSourceError, open_monitor_socket
+from core.hosts import HostSpec, RemoteHost, default_command
 from core.monitor import Monitor
 from core.sim.daemon import DemoUnavailable
 from core.sim.demo import DemoFleet
@@ -70,6 +71,17 @@ class Source:
     hci: str | None = None
     #: How the status bar names the capture (None: its path).
     hci_label: str | None = None
+    #: Hosts to watch (`--host`, the config's [hosts.NAME]); () for this machine alone.
+    hosts: tuple[HostSpec, ...] = ()
+
+    @property
+    def local(self) -> bool:
+        """True when this machine's own BlueZ (or the demo) is part of the view."""
+        return not self.hosts or any(host.is_local for host in self.hosts)
+
+    @property
+    def remotes(self) -> tuple[HostSpec, ...]:
+        return tuple(host for host in self.hosts if not host.is_local)
 
 
 def read_recording(path: Path) -> tuple[list[Mapping[str, Any]], str]:
@@ -133,8 +145,10 @@ def make_monitor(source: Source, *, include_all: bool, **kwargs: Any) -> Monitor
             if source.hci == "monitor"
             else HciLive.follow(Path(source.hci), label=source.hci_label)
         )
+    remotes = [RemoteHost(host, include_all=include_all) for host in source.remotes]
+    kwargs["sources"] = [*remotes, *kwargs.get("sources", ())]
     return Monitor(
-        source.bus,
+        source.bus if source.local else None,
         bus_label=source.label,
         include_all=include_all,
         log=source.log,
@@ -142,6 +156,21 @@ def make_monitor(source: Source, *, include_all: bool, **kwargs: Any) -> Monitor
         ble=ble,
         **kwargs,
     )
+
+
+def chosen_hosts(args: argparse.Namespace, config: Config | None) -> tuple[HostSpec, ...]:
+    """The hosts to watch: --host (a bare name takes its command from the config's
+    [hosts.NAME]); else the config's hosts, for the TUI and `watch` of a live fleet."""
+    known = {host.name: host for host in (config.hosts if config is not None else ())}
+    given: list[HostSpec] = list(getattr(args, "host", None) or [])
+    if given:
+        return tuple(
+            known.get(host.name, host) if host.command == default_command(host.name) else host
+            for host in given
+        )
+    if args.command in (None, "watch") and not (args.demo or getattr(args, "replay", None)):
+        return tuple(known.values())
+    return ()
 
 
 def with_source(
@@ -191,6 +220,7 @@ def with_source(
             except StoreError as exc:  # nothing written yet, or unreadable: no history
                 if not log_error:
                     log_error = f"event log: {exc}"
+        hosts = chosen_hosts(args, config)
         bus, label = args.bus, ""
         hci = "monitor" if getattr(args, "hci", False) else getattr(args, "hci_file", None)
         hci_label = None
@@ -221,6 +251,7 @@ def with_source(
                 ble_force=bool(getattr(args, "ble_force", False)),
                 hci=hci,
                 hci_label=hci_label,
+                hosts=hosts,
             )
         )
     finally:

@@ -11,12 +11,16 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from core.bluez.bus import BusUnavailable, open_bus
 from core.eventlog.replay import MAX_PAUSE_S, recorded_names
 from core.fleet.describe import clock_time, describe_event
-from core.fleet.events import Event
+from core.fleet.events import Event, SnapshotEvent
+from core.fleet.model import FleetCounts, SourceState
+from core.hosts import LOCAL
 from core.metrics import MetricsError, MetricsServer, on_loop
+from core.monitor import Monitor
 from tui.cli.options import fail
 from tui.cli.source import Source, make_monitor, read_recording, with_source
 
@@ -45,6 +49,8 @@ READY_S = 3.0
 #: is called streaming on its account before it spoke (s; covers HCI_FIRST_SAY_S and the
 #: 1 s a watched link gets before it counts as stalled).
 SETTLE_S = 4.0
+#: How long `watch --host …` waits for every host's first snapshot or first failure (s).
+HOSTS_READY_S = READY_S + SETTLE_S + 8.0
 #: How long `watch --ble` waits for BLE scanning to start or be refused (bleak's own
 #: call timeout is 5 s; this leaves it room).
 BLE_DECISION_S = 6.0
@@ -66,29 +72,35 @@ async def _watch(
     metrics: MetricsServer | None = None,
 ) -> int:
 
-    try:
-        probe = await open_bus(source.bus)
-        probe.disconnect()
-    except BusUnavailable as exc:
-        return fail(str(exc))
+    if source.local:
+        try:
+            probe = await open_bus(source.bus)
+            probe.disconnect()
+        except BusUnavailable as exc:
+            return fail(str(exc))
 
     out = sys.stdout
     started = False
     names: dict[str, str] = {}
+    hosts = bool(source.hosts)
 
     def write(events: list[Event]) -> None:
         if not started:
             return
         for event in events:
             data = event.to_json()
+            if hosts:  # every line says whose it is
+                data.setdefault("host", LOCAL)
             if as_json:
-                out.write(event.to_line() + "\n")
+                out.write(_line(data) if hosts else event.to_line())
+                out.write("\n")
             else:
                 if data.get("type") == "speaker":
                     names[data["address"]] = data["name"]
                 line = describe_event(data, names)
                 if line:
-                    out.write(f"{clock_time(event.t)}  {line}\n")
+                    where = f"{data['host']}: " if hosts else ""
+                    out.write(f"{clock_time(event.t)}  {where}{line}\n")
         out.flush()
 
     monitor = make_monitor(source, include_all=include_all, on_events=write)
@@ -103,7 +115,9 @@ async def _watch(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
-    ready = await monitor.wait_ready(READY_S)
+    # A host's first snapshot waits for its own BlueZ and HCI (READY_S + SETTLE_S there),
+    # and an unreachable host takes ssh's ConnectTimeout to say so.
+    ready = await monitor.wait_ready(HOSTS_READY_S if source.remotes else READY_S)
     if ready:
         settle_until = time.monotonic() + SETTLE_S
         while not monitor.media_settled() and time.monotonic() < settle_until:
@@ -124,7 +138,9 @@ async def _watch(
         # Asked for, but it has not spoken (no capture file yet, a stalled btmon -w).
         print(f"btmon-tui: warning: {monitor.hci.status}", file=sys.stderr)
     snapshot_event = monitor.state.snapshot_event(monitor.clock())
-    if as_json:
+    if hosts:
+        _host_snapshots(monitor, source, as_json, out)
+    elif as_json:
         out.write(snapshot_event.to_line() + "\n")
     else:
         snap = monitor.snapshot()
@@ -133,7 +149,7 @@ async def _watch(
             names[s.address] = s.name
             codec = s.transport.codec if s.transport and s.transport.codec else "-"
             out.write(f"  {s.verdict.value:15} {s.name:20} {s.address}  {s.adapter:5} {codec}\n")
-    if not ready:
+    if not ready and source.local:
         status = monitor.state.source
         print(f"btmon-tui: {status.detail}", file=sys.stderr)
         if as_json:
@@ -155,6 +171,38 @@ async def _watch(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
     return 0
+
+
+def _line(data: dict[str, object]) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _host_snapshots(monitor: Monitor, source: Source, as_json: bool, out: TextIO) -> None:
+    """`watch --host …` starts with a snapshot per host (its speakers, its counts), each
+    followed by its status when it is not connected (unreachable, older, lost)."""
+    t = monitor.clock()
+    speakers = monitor.state.snapshot(t).speakers
+    statuses = monitor.source_statuses()
+    for host in source.hosts:
+        name = None if host.is_local else host.name
+        own = tuple(s for s in speakers if s.host == name)
+        event = SnapshotEvent(t, FleetCounts.of(own), own)
+        status = monitor.state.source if host.is_local else statuses.get(host.name)
+        if as_json:
+            data = event.to_json()
+            for speaker in data["speakers"]:
+                speaker["host"] = host.name
+            out.write(_line({**data, "host": host.name}) + "\n")
+            if status is not None and status.state != SourceState.CONNECTED:
+                line = {"type": "source", "t": t, "state": status.state.value}
+                out.write(_line({**line, "detail": status.detail, "host": host.name}) + "\n")
+            continue
+        out.write(f"{clock_time(t)}  {host.name}: {event.counts.line()}\n")
+        if status is not None and status.state != SourceState.CONNECTED:
+            out.write(f"  {status.detail}\n")
+        for s in own:
+            codec = s.transport.codec if s.transport and s.transport.codec else "-"
+            out.write(f"  {s.verdict.value:15} {s.name:20} {s.address}  {s.adapter:5} {codec}\n")
 
 
 def _json_str(text: str) -> str:

@@ -126,7 +126,7 @@ class FleetScreen(FleetView):
         speaker = self.selected_speaker()
         if speaker is None:
             self.notify("No speaker selected", timeout=3)
-        elif self.actions.busy(speaker.address):
+        elif self.actions.busy(speaker.key):
             self._refuse(speaker)
             return None
         return speaker
@@ -134,7 +134,7 @@ class FleetScreen(FleetView):
     def _refuse(self, speaker: Speaker) -> None:
         """One action per speaker: a second one would fight the first (the Controller refuses
         it too)."""
-        address = speaker.address
+        address = speaker.key
         running = self.actions.running.get(address) or self.actions.queued.get(address)
         self.notify(
             f"{speaker.name} is busy: {running or 'an action'} is still running "
@@ -147,7 +147,7 @@ class FleetScreen(FleetView):
         )
 
     def _start(self, action: str, speaker: Speaker) -> None:
-        if not self.actions.start(action, speaker.address):
+        if not self.actions.start(action, speaker.key):
             self._refuse(speaker)
 
     def action_resync(self) -> None:
@@ -181,7 +181,7 @@ class FleetScreen(FleetView):
     def action_resync_all(self) -> None:
         if not self._live() or self.snapshot is None:
             return
-        speakers = [s for s in needs_resync(self.snapshot) if not self.actions.busy(s.address)]
+        speakers = [s for s in needs_resync(self.snapshot) if not self.actions.busy(s.key)]
         if not speakers:
             self.notify(
                 "Nothing to resync: no speaker is connected without audio while others stream",
@@ -191,7 +191,7 @@ class FleetScreen(FleetView):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.actions.enqueue("resync", [s.address for s in speakers])
+                self.actions.enqueue("resync", [s.key for s in speakers])
 
         screen = confirm_resync_all(speakers, self.actions.at_once, palette_of(self.app))
         self.app.push_screen(screen, callback=answered)
@@ -202,8 +202,8 @@ class FleetScreen(FleetView):
         speaker = self.selected_speaker()
         if speaker is None:
             return
-        queued = self.actions.queued.get(speaker.address)
-        if self.actions.cancel(speaker.address) == "queued":
+        queued = self.actions.queued.get(speaker.key)
+        if self.actions.cancel(speaker.key) == "queued":
             self.notify(f"{speaker.name}: {queued} cancelled before it started", timeout=4)
         # A running action ends as 'cancelled': its event brings the toast and the log line.
 
@@ -212,9 +212,9 @@ class FleetScreen(FleetView):
         meanwhile is left alone (resyncing it would cause the dropout we want to avoid)."""
         if action != "resync" or self.snapshot is None:
             return True
-        if any(s.address == address for s in needs_resync(self.snapshot)):
+        if any(s.key == address for s in needs_resync(self.snapshot)):
             return True
-        name = next((s.name for s in self.snapshot.speakers if s.address == address), address)
+        name = next((s.name for s in self.snapshot.speakers if s.key == address), address)
         self.notify(f"{name} no longer needs a resync: skipped", timeout=4)
         return False
 

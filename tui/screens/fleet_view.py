@@ -21,6 +21,7 @@ from core.eventlog.replay import ReplayMonitor
 from core.eventlog.store import EventStore
 from core.fleet.events import Event
 from core.fleet.model import DriftSummary, DropoutSummary, FleetSnapshot, Speaker
+from core.hosts import shown_status
 from core.monitor import Monitor
 from tui.alerts import Alerts, Toast
 from tui.ingest import FleetFeed
@@ -133,7 +134,10 @@ class FleetView(Screen[None]):
 
     def _show_status(self, snapshot: FleetSnapshot) -> None:
         self.query_one(StatusBar).show(
-            snapshot.source, len(self.feed.warnings()), self.log_problem(), snapshot.hci_status
+            shown_status(snapshot),
+            len(self.feed.warnings()),
+            self.log_problem(),
+            snapshot.hci_status,
         )
 
     def _banner(self, snapshot: FleetSnapshot) -> Text | None:
@@ -154,7 +158,7 @@ class FleetView(Screen[None]):
         if self.snapshot is None or path is None:
             return None, None
         speaker = next((s for s in self.snapshot.speakers if s.path == path), None)
-        summary = self.snapshot.dropouts.get(speaker.address) if speaker else None
+        summary = self.snapshot.dropouts.get(speaker.key) if speaker else None
         return speaker, summary
 
     def _drift(self) -> DriftSummary | None:

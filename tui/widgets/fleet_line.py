@@ -11,9 +11,10 @@ from rich.text import Text
 from textual.widgets import Static
 
 from core.eventlog.replay import ReplayMonitor
-from core.fleet.describe import stamp
+from core.fleet.describe import at_host, stamp
 from core.fleet.model import FleetSnapshot, SourceState
 from core.fleet.verdict import LINKED_SILENT
+from core.hosts import host_parts
 from tui.style import Palette, palette_of
 
 #: Between the parts of the line.
@@ -130,12 +131,21 @@ class FleetLine(Static):
             expected = tuple(named.get(a, a) for a in snapshot.expected_silent)
             groups.append(NamedGroup("expected but silent", "expected", expected, "bold red"))
         silent = tuple(
-            s.name for s in snapshot.speakers if s.in_fleet and s.verdict in LINKED_SILENT
+            at_host(s.name, s.host)
+            for s in snapshot.speakers
+            if s.in_fleet and s.verdict in LINKED_SILENT
         )
         if silent:
             groups.append(NamedGroup("connected without audio", "silent", silent, "bold yellow"))
         short_counts = f"{counts.streaming}/{counts.connected} streaming"
-        parts = fleet_line_parts(counts.line(), short_counts, groups, width)
+        line = counts.line()
+        hosts = host_parts(snapshot)
+        if hosts:  # per host: 'lab 2/3 streaming', or why it is away
+            ok = ok and all(status is None for _, _, status in hosts)
+            line += " (" + ", ".join(f"{name} {word}" for name, word, _ in hosts) + ")"
+            short = ", ".join(f"{name} {word.split()[0]}" for name, word, _ in hosts)
+            short_counts += f" ({short})"
+        parts = fleet_line_parts(line, short_counts, groups, width)
         text.append(parts[0], style=palette("bold green" if ok else "bold yellow"))
         for part, group in zip(parts[1:], groups, strict=True):
             head, _, names = part.partition(": ")

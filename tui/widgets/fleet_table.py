@@ -11,6 +11,7 @@ from textual.message import Message
 
 from core.fleet.describe import VERDICT_LABEL, dropout_cell, short_stamp, timeline
 from core.fleet.model import DropoutSummary, FleetSnapshot, Speaker, Verdict
+from core.hosts import LOCAL
 from tui.style import COLOUR, Palette, palette_of
 from tui.widgets.row_table import RowTable
 
@@ -49,6 +50,7 @@ def _cell_values(
     values: dict[str, Text | str] = {
         "verdict": Text(VERDICT_LABEL[speaker.verdict], style=palette.verdict(speaker.verdict)),
         "name": speaker.name,
+        "host": speaker.host or LOCAL,
         "address": speaker.address,
         "adapter": speaker.adapter,
         "codec": (transport.codec or "?") if transport else "-",
@@ -122,9 +124,21 @@ MEDIA_COLUMN = ("media", "Media")
 MEDIA_WIDTH = 8
 
 
-def columns_for(width: int, media: bool = False) -> tuple[tuple[str, str], ...]:
+#: The host column ('Host', e.g. 'lab'), shown only when the view has remote hosts.
+HOST_COLUMN = ("host", "Host")
+HOST_WIDTH = 10
+
+
+def columns_for(
+    width: int, media: bool = False, hosts: bool = False
+) -> tuple[tuple[str, str], ...]:
     """The column set that fits a table `width` cells wide (0 = not laid out yet: all);
-    `media`: an HCI source runs, so the media column goes after the codec."""
+    `media`: an HCI source runs, so the media column goes after the codec; `hosts`: the
+    view has remote hosts, so each row says whose it is, after the name."""
+    if hosts:
+        narrower = columns_for(max(1, width - HOST_WIDTH) if width else 0, media)
+        at = [key for key, _ in narrower].index("name") + 1
+        return (*narrower[:at], HOST_COLUMN, *narrower[at:])
     extra = MEDIA_WIDTH if media else 0
     if width == 0 or width >= WIDE + extra:
         columns = COLUMNS_WIDE
@@ -188,7 +202,7 @@ class FleetTable(RowTable):
     def show(self, snapshot: FleetSnapshot) -> None:
         """Bring the table in line with a snapshot, touching only cells that changed."""
         self._snapshot = snapshot
-        columns = columns_for(self.size.width, bool(snapshot.hci_status))
+        columns = columns_for(self.size.width, bool(snapshot.hci_status), bool(snapshot.hosts))
         order = [s.path for s in snapshot.speakers]
         if columns != self._columns_shown or order != self._order:
             self._rebuild(snapshot, columns)
@@ -205,25 +219,25 @@ class FleetTable(RowTable):
             self._steps.pop(address, None)
         snapshot = self._snapshot
         if snapshot is None or self._columns_shown != columns_for(
-            self.size.width, bool(snapshot.hci_status)
+            self.size.width, bool(snapshot.hci_status), bool(snapshot.hosts)
         ):
             return
         for speaker in snapshot.speakers:
-            if speaker.address == address and speaker.path in self._cells:
+            if speaker.key == address and speaker.path in self._cells:
                 self._update_row(speaker, snapshot)
 
     def _values(self, speaker: Speaker, snapshot: FleetSnapshot) -> dict[str, Text | str]:
-        summary = snapshot.dropouts.get(speaker.address)
-        step = self._steps.get(speaker.address, "")
+        summary = snapshot.dropouts.get(speaker.key)
+        step = self._steps.get(speaker.key, "")
         return _cell_values(speaker, summary, snapshot.t, step, palette_of(self.app))
 
     def _update_row(self, speaker: Speaker, snapshot: FleetSnapshot) -> None:
-        summary = snapshot.dropouts.get(speaker.address)
+        summary = snapshot.dropouts.get(speaker.key)
         # What a row's cells depend on; the clock only matters while a countdown runs.
         key = (
             speaker,
             summary,
-            self._steps.get(speaker.address, ""),
+            self._steps.get(speaker.key, ""),
             int(snapshot.t) if summary is not None else 0,
         )
         if self._row_keys.get(speaker.path) == key and speaker.path in self._cells:
@@ -256,7 +270,9 @@ class FleetTable(RowTable):
     def on_resize(self) -> None:
         if self._snapshot is None:
             return
-        columns = columns_for(self.size.width, bool(self._snapshot.hci_status))
+        columns = columns_for(
+            self.size.width, bool(self._snapshot.hci_status), bool(self._snapshot.hosts)
+        )
         if columns != self._columns_shown:
             self._rebuild(self._snapshot, columns)
 

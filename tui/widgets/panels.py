@@ -18,7 +18,7 @@ from core.fleet.describe import (
     stamp,
     timeline,
 )
-from core.fleet.events import Event, SpeakerEvent, event_address, event_type
+from core.fleet.events import Event, SpeakerEvent, event_address, event_host, event_type
 from core.fleet.model import (
     VERDICT_MEANING,
     DriftSummary,
@@ -79,6 +79,8 @@ def speaker_details(
     grid.add_row("Speaker", f"{speaker.name}  {speaker.address}")
     grid.add_row("Verdict", verdict)
     grid.add_row("", Text(VERDICT_MEANING[speaker.verdict], style="italic"))
+    if speaker.host:
+        grid.add_row("Host", f"{speaker.host} (its own btmon-tui watch; actions run there)")
     grid.add_row("Adapter", speaker.adapter)
     if speaker.group:
         grid.add_row("Group", speaker.group)
@@ -174,6 +176,8 @@ class DetailPanel(Static):
         for event in reversed(events if isinstance(events, Sequence) else list(events)):
             # Cheap filters first: speaker rows make no line, other speakers' events no match.
             if event_type(event) == "speaker" or event_address(event) != speaker.address:
+                continue
+            if event_host(event) != speaker.host:  # the same address on another host
                 continue
             data = event.to_json()
             last_event = last_event or event
