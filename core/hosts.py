@@ -139,7 +139,8 @@ def why_ended(spec: HostSpec, code: int | None, stderr: Sequence[str], heard: bo
             f"btmon-tui was not found on {spec.name}{said} — install it there, or give its "
             f"path: --host {spec.name}='ssh {spec.name} /path/to/btmon-tui'"
         )
-    if code == 255 and spec.command and spec.command[0].endswith("ssh"):
+    via_ssh = bool(spec.command) and spec.command[0].endswith("ssh")
+    if code == 255 and (via_ssh or any(line.startswith("ssh:") for line in stderr)):
         what = "the SSH session was lost" if heard else "unreachable"
         return f"{spec.name}: {what}{said} — check the network and `{spec.shown} --version`"
     if heard:

@@ -32,6 +32,7 @@ from prometheus_client.metrics_core import (
 )
 
 from core.fleet.model import FleetSnapshot, SourceState, SourceStatus, Speaker, Verdict
+from core.hosts import LOCAL
 from core.monitor import Monitor
 
 __all__ = [
@@ -122,9 +123,9 @@ def _fleet_speakers(snapshot: FleetSnapshot) -> list[Speaker]:
     for speaker in snapshot.speakers:
         if not speaker.in_fleet:
             continue
-        held = chosen.get(speaker.address)
+        held = chosen.get(speaker.key)
         if held is None or (speaker.connected and not held.connected):
-            chosen[speaker.address] = speaker
+            chosen[speaker.key] = speaker
     return list(chosen.values())
 
 
@@ -136,57 +137,59 @@ def families(view: FleetView, counted: dict[tuple[str, str], int] | None = None)
     counted = {} if counted is None else counted
     snap = view.snapshot
     speakers = _fleet_speakers(snap)
+    # Watching hosts (`--host`): every speaker series also says whose it is.
+    at = ["address", "host"] if snap.hosts else ["address"]
     info = InfoMetricFamily(
         "btmon_speaker",
         "A speaker of the fleet: its name, adapter and A2DP codec",
-        labels=["address"],
+        labels=at,
     )
     verdict = GaugeMetricFamily(
         "btmon_speaker_verdict",
         "1 for the speaker's current verdict (DESIGN §3), 0 for every other verdict",
-        labels=["address", "verdict"],
+        labels=[*at, "verdict"],
     )
     connected = GaugeMetricFamily(
-        "btmon_speaker_connected", "1 when BlueZ has the speaker connected", labels=["address"]
+        "btmon_speaker_connected", "1 when BlueZ has the speaker connected", labels=at
     )
     pps = GaugeMetricFamily(
         "btmon_speaker_media_packets_per_second",
         "A2DP media packets per second seen on HCI (only with an HCI source)",
-        labels=["address"],
+        labels=at,
     )
     dropouts = CounterMetricFamily(
         "btmon_speaker_dropouts",
         "Dropouts seen (or loaded from the event log) by kind: link, transport, probe",
-        labels=["address", "kind"],
+        labels=[*at, "kind"],
     )
     period = GaugeMetricFamily(
         "btmon_speaker_dropout_period_seconds",
         "The period of the speaker's dropouts, when one is found",
-        labels=["address"],
+        labels=at,
         unit="seconds",
     )
     next_drop = GaugeMetricFamily(
         "btmon_speaker_dropout_next_timestamp_seconds",
         "When the next dropout is expected (Unix time), when a period is found",
-        labels=["address"],
+        labels=at,
         unit="seconds",
     )
     latency = GaugeMetricFamily(
         "btmon_speaker_latency_seconds",
         "The speaker's latency as the last probe heard it",
-        labels=["address"],
+        labels=at,
         unit="seconds",
     )
     offset = GaugeMetricFamily(
         "btmon_speaker_offset_seconds",
         "The speaker's latency minus the fleet's median latency, from the last probe",
-        labels=["address"],
+        labels=at,
         unit="seconds",
     )
     delay = GaugeMetricFamily(
         "btmon_speaker_delay_seconds",
         "The delay the last alignment gave the speaker's stage in the fleet output",
-        labels=["address"],
+        labels=at,
         unit="seconds",
     )
     delays = snap.alignment.delays_ms if snap.alignment is not None else {}
@@ -195,32 +198,32 @@ def families(view: FleetView, counted: dict[tuple[str, str], int] | None = None)
         heard = {r.address: r for r in snap.drift.results if r.detected}
     for speaker in speakers:
         address = speaker.address
+        ids = [address, speaker.host or LOCAL] if snap.hosts else [address]
+        here = speaker.host is None  # probes and alignments are this room's
         codec = speaker.transport.codec if speaker.transport and speaker.transport.codec else ""
-        info.add_metric(
-            [address], {"name": speaker.name, "adapter": speaker.adapter, "codec": codec}
-        )
+        info.add_metric(ids, {"name": speaker.name, "adapter": speaker.adapter, "codec": codec})
         for value in Verdict:
-            verdict.add_metric([address, value.value], 1.0 if speaker.verdict == value else 0.0)
-        connected.add_metric([address], 1.0 if speaker.connected else 0.0)
+            verdict.add_metric([*ids, value.value], 1.0 if speaker.verdict == value else 0.0)
+        connected.add_metric(ids, 1.0 if speaker.connected else 0.0)
         if speaker.media_pps is not None:
-            pps.add_metric([address], speaker.media_pps)
-        summary = snap.dropouts.get(address)
+            pps.add_metric(ids, speaker.media_pps)
+        summary = snap.dropouts.get(speaker.key)
         if summary is not None:
             for kind, count in sorted(summary.kinds.items()):
-                key = (address, kind)
+                key = (speaker.key, kind)
                 counted[key] = max(count, counted.get(key, 0))
-                dropouts.add_metric([address, kind], float(counted[key]))
+                dropouts.add_metric([*ids, kind], float(counted[key]))
             if summary.period_s is not None:
-                period.add_metric([address], summary.period_s)
+                period.add_metric(ids, summary.period_s)
                 if summary.next_expected is not None:
-                    next_drop.add_metric([address], summary.next_expected)
-        probe = heard.get(address)
+                    next_drop.add_metric(ids, summary.next_expected)
+        probe = heard.get(address) if here else None
         if probe is not None and probe.latency_ms is not None:
-            latency.add_metric([address], _seconds(probe.latency_ms))
+            latency.add_metric(ids, _seconds(probe.latency_ms))
         if probe is not None and probe.offset_ms is not None:
-            offset.add_metric([address], _seconds(probe.offset_ms))
-        if address in delays:
-            delay.add_metric([address], _seconds(delays[address]))
+            offset.add_metric(ids, _seconds(probe.offset_ms))
+        if here and address in delays:
+            delay.add_metric(ids, _seconds(delays[address]))
     up = GaugeMetricFamily(
         "btmon_source_up",
         "1 when the source (BlueZ, HCI, BLE, …) is connected and working, else 0",

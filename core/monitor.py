@@ -221,6 +221,8 @@ class Monitor:
             if kind == "dropout":
                 self.detector.observe(_by_host(record), float(record.get("t", 0.0)))
                 count += 1
+            elif record.get("host"):
+                continue  # another room's probe or alignment: its own host shows it
             elif kind == "probe":
                 self.probes.load([record])
                 count += 1
@@ -507,15 +509,26 @@ class Monitor:
         state = self._state
         kind = record.get("type")
         t = float(record["t"])
+        host = record.get("host")
         if kind == "snapshot":
-            for data in record.get("speakers") or []:
-                if isinstance(data, dict):
-                    state.restore(Speaker.from_json(data, t))
+            rows = [
+                Speaker.from_json(d, t) for d in record.get("speakers") or [] if isinstance(d, dict)
+            ]
+            if host:  # a host's whole fleet now: what it no longer lists is gone
+                kept = {speaker.path for speaker in rows}
+                for path in [p for p, s in state.speakers.items() if s.host == host]:
+                    if path not in kept:
+                        del state.speakers[path]
+                self.changed()
+            for speaker in rows:
+                state.restore(speaker)
         elif kind == "speaker":
             state.restore(Speaker.from_json(record, t))
         elif kind == "dropout":
             self.detector.observe(_by_host(record), t)
             self.changed()
+        elif host:
+            pass  # another room's probe or alignment: shown on its host, logged here
         elif kind == "probe":  # the drift panel shows what the microphone heard then
             self.probes.load([record])
             self.changed()
