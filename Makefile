@@ -7,9 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := dbus tmux libportaudio2 pulseaudio pulseaudio-utils \
 	libasound2-plugins alsa-utils python3-venv python3-dev libdbus-1-dev libglib2.0-dev \
-	pkg-config build-essential librsvg2-bin tshark
+	pkg-config build-essential librsvg2-bin tshark openssh-server openssh-client
 
-.PHONY: setup system-packages demo test check lint typecheck imports pytest screenshots bench lock clean
+.PHONY: setup system-packages demo demo-hosts test check lint typecheck imports pytest screenshots bench lock clean
 
 setup: system-packages $(STAMP) btmon promtool
 
@@ -66,6 +66,11 @@ $(PROMTOOL):
 
 demo: setup
 	$(BIN)/btmon-tui --demo
+
+# Three hosts in one view on this machine: the demo here, two more demo fleets as `stage`
+# and `bar` (scripts/demo_hosts.py).
+demo-hosts: setup
+	$(BIN)/python scripts/demo_hosts.py
 
 test: setup check
 

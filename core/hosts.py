@@ -262,7 +262,7 @@ class RemoteHost(Source):
         count = fleet.get("speakers", 0) if isinstance(fleet, dict) else 0
         self._set(
             SourceState.CONNECTED,
-            f"{self.name}: {count} speaker{'s' if count != 1 else ''} ({self.spec.shown})",
+            f"{self.name}: connected, {count} speaker{'s' if count != 1 else ''}",
             publish=True,
         )
 

@@ -14,7 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -29,8 +31,10 @@ os.environ.pop("NO_COLOR", None)
 time.tzset()
 
 from core.fleet.model import SourceState  # noqa: E402
+from core.hosts import HostSpec, RemoteHost  # noqa: E402
 from core.sim.daemon import DemoUnavailable  # noqa: E402
 from core.sim.demo import DemoFleet  # noqa: E402
+from core.sim.remote import take_down, write_host_script  # noqa: E402
 from core.sim.room_sim import RoomBackend  # noqa: E402
 from core.sim.scenario import ROOM  # noqa: E402
 from core.sim.scene import scene_history, scene_monitor  # noqa: E402
@@ -56,6 +60,8 @@ class Shot:
     name: str
     size: tuple[int, int]
     keys: tuple[str, ...] = ()
+    #: Also watch the remote hosts (`--host local --host stage --host bar --host patio`).
+    hosts: bool = False
 
 
 SHOTS: Final = (
@@ -65,26 +71,38 @@ SHOTS: Final = (
     Shot("help", (100, 30), ("question_mark",)),
     Shot("wide", (140, 40), ("down", "down")),  # side panel on 'Sub Bass'
     Shot("drift", (150, 44), ("down", "down")),  # the drift panel under the table
+    # Three hosts in one view: this one, stage and bar, and patio unreachable.
+    Shot("hosts", (120, 36), ("down",) * 12, hosts=True),
     # Last: it leaves 'Bar' mid-resync in the shared demo (at this speed its Disconnect takes
     # minutes, so the step stays on screen); the shots before see the fleet untouched.
     Shot("action", (100, 30), ("down", "down", "down", "r")),
 )
 
 
-def fleet_on_screen(app: BtmonApp) -> bool:
-    """The whole fleet, with the HCI media rates in (the Media column)."""
+def fleet_on_screen(app: BtmonApp, hosts: int = 0) -> bool:
+    """The whole fleet, with the HCI media rates in (the Media column), and every host that
+    answers in (`hosts` of them)."""
     snapshot = app.snapshot
     return (
         snapshot is not None
         and snapshot.source.state == SourceState.CONNECTED
         and app.query_one(FleetTable).row_count == len(snapshot.speakers) > 0
         and any(s.media_pps is not None for s in snapshot.speakers)
+        and len({s.host for s in snapshot.speakers if s.host}) == hosts
+        and all(status.state != SourceState.CONNECTING for _, status in snapshot.hosts)
     )
 
 
-async def take(address: str, shot: Shot, out: Path, records: list[dict[str, object]]) -> Path:
+async def take(
+    address: str,
+    shot: Shot,
+    out: Path,
+    records: list[dict[str, object]],
+    hosts: Sequence[HostSpec] = (),
+) -> Path:
     clock = lambda: FIXED_NOW  # noqa: E731
-    monitor = scene_monitor(address, clock, out / CAPTURE, DEMO_LABEL)
+    remotes = [RemoteHost(host, clock=clock) for host in hosts] if shot.hosts else []
+    monitor = scene_monitor(address, clock, out / CAPTURE, DEMO_LABEL, remotes)
     app = make_app(
         address,
         clock=clock,
@@ -94,7 +112,8 @@ async def take(address: str, shot: Shot, out: Path, records: list[dict[str, obje
     )
     async with app.run_test(size=shot.size) as pilot:
         deadline = time.monotonic() + LOAD_TIMEOUT_S
-        while not fleet_on_screen(app):
+        answering = sum(1 for h in remotes if h.name != DOWN_HOST)
+        while not fleet_on_screen(app, answering):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{shot.name}: the demo fleet did not load")
             await pilot.pause(0.05)
@@ -108,6 +127,27 @@ async def take(address: str, shot: Shot, out: Path, records: list[dict[str, obje
         path = out / f"{shot.name}.svg"
         app.save_screenshot(filename=path.name, path=str(out))
     return path
+
+
+#: The host of the `hosts` shot that cannot be reached.
+DOWN_HOST: Final = "patio"
+
+
+def start_hosts(folder: Path, fleets: list[DemoFleet]) -> list[HostSpec]:
+    """`stage` and `bar`: a still demo fleet each on its own bus, behind a script that runs
+    btmon-tui there (core/sim/remote.py); `patio`: down (its script fails as ssh does)."""
+    hosts = []
+    for name in ("stage", "bar", DOWN_HOST):
+        if name == DOWN_HOST:
+            bus = "unix:path=/nonexistent"
+        else:
+            fleets.append(DemoFleet(speed=FROZEN_SPEED, hci=False))
+            bus = fleets[-1].start()
+        script = write_host_script(name, bus, folder / name)
+        if name == DOWN_HOST:
+            take_down(folder / name)
+        hosts.append(HostSpec(name, (str(script),)))
+    return hosts
 
 
 def for_rsvg(svg_text: str) -> str:
@@ -145,14 +185,22 @@ def main(argv: list[str] | None = None) -> int:
     except DemoUnavailable as exc:
         print(f"screenshots: error: {exc}", file=sys.stderr)
         return 2
+    extra: list[DemoFleet] = []
+    # A fixed folder: the unreachable host's advice names its command on screen.
+    temp = Path(tempfile.gettempdir()) / "btmon-hosts"
+    shutil.rmtree(temp, ignore_errors=True)
     try:
         records = scene_history(FIXED_NOW, args.out / CAPTURE)
+        hosts = start_hosts(temp, extra)
         for shot in SHOTS:
-            svg = asyncio.run(take(address, shot, args.out, records))
+            svg = asyncio.run(take(address, shot, args.out, records, hosts))
             png = to_png(svg, rsvg)
             print(f"{svg.relative_to(ROOT) if svg.is_relative_to(ROOT) else svg}  {png.name}")
     finally:
         fleet.stop()
+        for other in extra:
+            other.stop()
+        shutil.rmtree(temp, ignore_errors=True)
         (args.out / CAPTURE).unlink(missing_ok=True)
     return 0
 

@@ -4,12 +4,13 @@ screenshots (time stands still at `now`). Dropouts seeded as in the demo, a drif
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from core.hci.live import HciLive
 from core.monitor import Monitor
+from core.sources import Source
 from core.sim.hci_feed import static_capture
 from core.sim.room_sim import past_probes
 from core.sim.scenario import DEFAULT_FLEET, ROOM, seed_history
@@ -34,8 +35,15 @@ def scene_history(now: float, capture: Path) -> list[dict[str, Any]]:
     return [*seed_history(now), *(p.to_json() for p in probes)]
 
 
-def scene_monitor(address: str, clock: Callable[[], float], capture: Path, label: str) -> Monitor:
+def scene_monitor(
+    address: str,
+    clock: Callable[[], float],
+    capture: Path,
+    label: str,
+    sources: Sequence[Source] = (),
+) -> Monitor:
     """A Monitor of the demo bus with the scene's HCI capture read whole (a still picture:
-    the same rates every time; `btmon-tui --demo` follows its growing capture instead)."""
+    the same rates every time; `btmon-tui --demo` follows its growing capture instead), and
+    other `sources` (remote hosts) if given."""
     hci = HciLive.finished(capture, clock=clock, label=DEMO_CAPTURE_LABEL)
-    return Monitor(address, bus_label=label, clock=clock, hci=hci)
+    return Monitor(address, bus_label=label, clock=clock, hci=hci, sources=sources)

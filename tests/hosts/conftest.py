@@ -8,10 +8,7 @@ again, its command fails the way ssh does when a host is unreachable (exit 255, 
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
-import signal
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +19,7 @@ from core.fleet.model import SourceState, Speaker
 from core.hosts import HostSpec, RemoteHost
 from core.monitor import Monitor
 from core.sim.demo import DemoFleet
-from tests.cli.conftest import ROOT
-
-WRAPPER = """#!/bin/sh
-# A stand-in for `ssh {name} btmon-tui`: btmon-tui on this host's private bus, or, while the
-# host is down, what ssh says when it cannot reach it.
-if [ -e {down} ]; then
-    echo "ssh: connect to host {name} port 22: Connection refused" >&2
-    exit 255
-fi
-echo $$ >> {pids}
-cd {root}
-exec {python} -m tui.cli --bus {bus} "$@"
-"""
+from core.sim.remote import bring_up, take_down, write_host_script
 
 
 @dataclass
@@ -60,37 +45,17 @@ class Host:
 
     def down(self) -> None:
         """The host goes away: its btmon-tui processes die, and it cannot be reached."""
-        (self.folder / "down").touch()
-        pids = self.folder / "pids"
-        if pids.exists():
-            for line in pids.read_text().split():
-                try:
-                    os.kill(int(line), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            pids.unlink()
+        take_down(self.folder)
 
     def up(self) -> None:
-        (self.folder / "down").unlink(missing_ok=True)
+        bring_up(self.folder)
 
 
 def make_host(name: str, folder: Path, speed: float = 1.0) -> Host:
     fleet = DemoFleet(speed=speed, hci=False)
     bus = fleet.start()
-    folder.mkdir(parents=True, exist_ok=True)
-    host = Host(name, fleet, folder)
-    host.script.write_text(
-        WRAPPER.format(
-            name=name,
-            down=shlex.quote(str(folder / "down")),
-            pids=shlex.quote(str(folder / "pids")),
-            root=shlex.quote(str(ROOT)),
-            python=shlex.quote(sys.executable),
-            bus=shlex.quote(bus),
-        )
-    )
-    host.script.chmod(0o755)
-    return host
+    write_host_script(name, bus, folder)
+    return Host(name, fleet, folder)
 
 
 @pytest.fixture
