@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, Protocol
 
-from core.align import plan
+from core.align import plan, stages
 from core.align.by_probe import FleetOutput, align_by_probe
 from core.align.loop import Round
+from core.align.server import ServerAlign, server_targets
+from core.align.stages import AlignError
 from core.ble import BleScan, BleSource
 from core.bluez.client import BluezMirror
 from core.config import Config
@@ -376,6 +378,54 @@ class Monitor:
         self.aligned(event)
         self._publish([event])
         return event, stalled + unheard
+
+    async def align_on_server(
+        self,
+        *,
+        input_device: int | str | None = None,
+        source: str | None = None,
+        sinks: Mapping[str, str] | None = None,
+        target_ms: float = 5.0,
+        rounds: int = plan.DEFAULT_ROUNDS,
+        on_round: Callable[[Round, plan.Verdict, dict[str, int]], None] | None = None,
+    ) -> AlignEvent:
+        """Align this machine's streaming speakers through the audio server's fleet output
+        (core.align.server, as `btmon-tui align`), measuring with the microphone
+        (`input_device` or the server's `source`); `sinks` maps addresses to sinks where the
+        naming rule does not find them. The event is published and kept. Raises ProbeFailed
+        with what is wrong and what to do (no server, a speaker without a sink, fewer than
+        two streaming); `on_round` is called from the worker thread."""
+        chosen = [s for s in _here(self.snapshot().speakers) if s.in_fleet and s.verdict in PLAYING]
+        if self._remote_only():
+            self.probe_failed(REMOTE_PROBES)
+            raise ProbeFailed(REMOTE_PROBES)
+        if len(chosen) < 2:
+            message = "align needs two or more streaming speakers (start playback first)"
+            self.probe_failed(message)
+            raise ProbeFailed(message)
+        self.probing = f"aligning {len(chosen)} speakers through {stages.FLEET_SINK}…"
+        self.changed()
+        try:
+            targets = await asyncio.to_thread(server_targets, chosen, dict(sinks or {}))
+            job = ServerAlign(
+                targets,
+                input_device=input_device,
+                source=source,
+                target_ms=target_ms,
+                rounds=rounds,
+                on_round=on_round,
+            )
+            outcome = await asyncio.to_thread(job.run)
+        except AlignError as exc:
+            self.probe_failed(str(exc))
+            raise ProbeFailed(str(exc)) from exc
+        finally:
+            self.probing = ""
+            self.changed()
+        event = outcome.event(self.clock(), stages.FLEET_SINK, targets, target_ms)
+        self._publish([event])
+        self.aligned(event)
+        return event
 
     def aligned(self, event: AlignEvent) -> None:
         """An alignment (live, replayed, from the log or a remote host): kept when it applied

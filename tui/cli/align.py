@@ -16,15 +16,15 @@ from typing import Any
 
 from core.align import plan, stages
 from core.align.by_probe import FleetOutput
-from core.align.loop import Outcome, Round, align
-from core.align.measure import FleetMic, Target
+from core.align.loop import Outcome, Round
+from core.align.measure import Target
+from core.align.server import ServerAlign, server_targets
 from core.align.stages import AlignError
 from core.fleet.describe import describe_align
 from core.fleet.events import AlignEvent
 from core.fleet.model import SourceState
 from core.monitor import Monitor
 from core.probe.runner import ProbeFailed, sent_audio
-from core.probe.sinks import sink_for_address, sink_names_for
 from tui.cli.act import ACTION_READY_S
 from tui.cli.options import fail
 from tui.cli.probe import HCI_SETTLE_S, probe_backend
@@ -136,25 +136,11 @@ async def _streaming(monitor: Any) -> tuple[list[Any], str]:
 
 
 def _targets(speakers: Sequence[Any], mapped: dict[str, str]) -> tuple[list[Target], str]:
-    """Each streaming speaker with its audio-server sink (`--sink` first, then the naming
-    rule); the problem when one has none, or when there is no audio server."""
+    """Each streaming speaker with its audio-server sink, or the problem in words."""
     try:
-        known = stages.sinks()
+        return server_targets(speakers, mapped), ""
     except AlignError as exc:
         return [], str(exc)
-    targets = []
-    for speaker in speakers:
-        sink = mapped.get(speaker.address.upper()) or sink_for_address(speaker.address, known)
-        if sink is None or sink not in known:
-            looked = sink if sink else " or ".join(sink_names_for(speaker.address))
-            return [], (
-                f"no audio-server sink for {speaker.name} ({speaker.address}): looked for "
-                f"{looked}; pass --sink {speaker.address}=SINK (`pactl list short sinks`)"
-            )
-        if sink == stages.FLEET_SINK:
-            return [], f"{speaker.name}'s sink cannot be the fleet output {stages.FLEET_SINK}"
-        targets.append(Target(speaker.address, speaker.name, sink))
-    return targets, ""
 
 
 def align_targets(args: argparse.Namespace, targets: Sequence[Target]) -> int:
@@ -163,55 +149,31 @@ def align_targets(args: argparse.Namespace, targets: Sequence[Target]) -> int:
     device: int | str | None = args.input
     if isinstance(device, str) and device.isdigit():
         device = int(device)
-    try:
-        prior = stages.stages()
-        created = stages.ensure_fleet()
-    except AlignError as exc:
-        return fail(str(exc))
-    mic = FleetMic(input_device=device, source=args.source)
-    by_address = {t.address: t.sink for t in targets}
 
-    def apply(delays: dict[str, int]) -> None:
+    def applying(delays: dict[str, int]) -> None:
         for target in targets:
             print(f"  {target.name}: delay {delays[target.address]} ms", file=sys.stderr)
-        stages.apply({by_address[a]: d for a, d in delays.items()})
-        mic.settle()
 
     def progress(step: Round, verdict: plan.Verdict, planned: dict[str, int]) -> None:
         shown = "?" if step.spread_ms is None else f"{step.spread_ms:.1f} ms"
         what = "before" if step.number == 0 else f"after round {step.number}"
         print(f"align: spread {what}: {shown}", file=sys.stderr, flush=True)
 
+    job = ServerAlign(
+        targets,
+        input_device=device,
+        source=args.source,
+        target_ms=args.target_ms,
+        rounds=args.rounds,
+        dry_run=args.dry_run,
+        on_round=progress,
+        on_apply=applying,
+        on_start=lambda line: print(f"align: {line}", file=sys.stderr),
+    )
     try:
-        current = {t.address: prior[t.sink].delay_ms if t.sink in prior else 0 for t in targets}
-        print(
-            f"align: {len(targets)} speaker(s) through {stages.FLEET_SINK}; measuring each "
-            "in turn (the others muted)",
-            file=sys.stderr,
-        )
-        loaded = [t for t in targets if t.sink not in prior]
-        stages.apply({t.sink: current[t.address] for t in targets})
-        if loaded or created:
-            mic.settle()
-        outcome = align(
-            targets,
-            current,
-            measure=mic.arrivals,
-            apply=apply,
-            target_ms=args.target_ms,
-            rounds=args.rounds,
-            dry_run=args.dry_run,
-            on_round=progress,
-        )
+        outcome = job.run()
     except AlignError as exc:
-        _restore(prior, created)
-        code = fail(str(exc)) if exc.bad_input else _failed(str(exc))
-        return code
-    except KeyboardInterrupt:
-        _restore(prior, created)
-        raise
-    if args.dry_run:
-        _restore(prior, created)
+        return fail(str(exc)) if exc.bad_input else _failed(str(exc))
     result = "dry-run" if args.dry_run else ""
     event = outcome.event(time.time(), stages.FLEET_SINK, targets, args.target_ms, result)
     print(event.to_line() if args.json else table(event, outcome, targets))
@@ -223,23 +185,6 @@ def align_targets(args: argparse.Namespace, targets: Sequence[Target]) -> int:
 def _failed(message: str) -> int:
     print(f"btmon-tui: {message}", file=sys.stderr)
     return 1
-
-
-def _restore(prior: dict[str, stages.Stage], created: bool) -> None:
-    """Put the server back as this run found it: stages it loaded go, stages it changed get
-    their old delay back, the fleet output goes when this run loaded it."""
-    try:
-        if created:
-            stages.reset(remove_fleet=True)
-            return
-        present = set(stages.sinks())
-        for sink, stage in stages.stages().items():
-            if sink in prior and sink in present:
-                stages.attach(sink, prior[sink].delay_ms)
-            elif sink not in prior:
-                stages.unload(stage.module)
-    except AlignError:
-        pass  # the server is gone: nothing of ours is loaded on it any more
 
 
 def table(event: AlignEvent, outcome: Outcome, targets: Sequence[Target]) -> str:

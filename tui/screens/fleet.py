@@ -270,33 +270,23 @@ class FleetScreen(FleetView):
         if not self.monitor.live:
             self.notify("This is a replay: aligning needs live speakers", timeout=4)
             return
-        if not isinstance(self.probe_backend, FleetOutput):
-            self.notify(
-                "A aligns the demo's room. On this host run `btmon-tui align`: it sets up "
-                "btmon_fleet on PulseAudio and a delay per speaker",
-                title="Align",
-                timeout=8,
-                markup=False,
-            )
+        if isinstance(self.probe_backend, FleetOutput):
+            self.run_align(self.probe_backend)  # the demo's room
             return
-        self.run_align(self.probe_backend)
+        if self.probe_backend is None:
+            self.probe_backend = MicBackend()
+        if isinstance(self.probe_backend, MicBackend):
+            self.run_align_on_server(self.probe_backend)
 
     @work(exclusive=True, exit_on_error=False, group="probe")
     async def run_align(self, output: FleetOutput) -> None:
         """The Monitor aligns (off the event loop), a toast per round; the drift panel shows
         each round's probe; the last toast says the spread before and after."""
 
-        def progress(step: Round, verdict: plan.Verdict, planned: dict[str, int]) -> None:
-            spread = "?" if step.spread_ms is None else f"{step.spread_ms:.1f} ms"
-            what = "before" if step.number == 0 else f"after round {step.number}"
-            self.app.call_from_thread(
-                self.notify, f"spread {what}: {spread}", title="Align", timeout=3, markup=False
-            )
-
         assert self.probe_backend is not None
         try:
             event, left_out = await self.monitor.align(
-                self.probe_backend, output, on_round=progress
+                self.probe_backend, output, on_round=self._align_progress
             )
         except ProbeFailed as exc:
             self.notify(str(exc), title="Align failed", severity="error", markup=False)
@@ -307,6 +297,44 @@ class FleetScreen(FleetView):
             severity="information" if event.result == "aligned" else "warning",
             timeout=10,
             markup=False,
+        )
+
+    @work(exclusive=True, exit_on_error=False, group="probe")
+    async def run_align_on_server(self, mic: MicBackend) -> None:
+        """`A` on a real host: the Monitor aligns through the audio server's fleet output
+        (btmon_fleet, a delay stage per speaker, as `btmon-tui align`), a toast per round,
+        the last with the spread before and after and where to play."""
+        self.notify(
+            "setting up btmon_fleet and measuring each speaker in turn (the others muted); "
+            "play to btmon_fleet",
+            title="Align",
+            timeout=5,
+            markup=False,
+        )
+        try:
+            event = await self.monitor.align_on_server(
+                input_device=mic.input_device,
+                source=mic.pulse_source,
+                sinks=mic.sinks,
+                on_round=self._align_progress,
+            )
+        except ProbeFailed as exc:
+            self.notify(str(exc), title="Align failed", severity="error", markup=False)
+            return
+        self.notify(
+            align_summary(event, ()),
+            title="Aligned" if event.result == "aligned" else "Not aligned",
+            severity="information" if event.result == "aligned" else "warning",
+            timeout=10,
+            markup=False,
+        )
+
+    def _align_progress(self, step: Round, verdict: plan.Verdict, planned: dict[str, int]) -> None:
+        """One round's spread as a toast (called from the alignment's worker thread)."""
+        spread = "?" if step.spread_ms is None else f"{step.spread_ms:.1f} ms"
+        what = "before" if step.number == 0 else f"after round {step.number}"
+        self.app.call_from_thread(
+            self.notify, f"spread {what}: {spread}", title="Align", timeout=3, markup=False
         )
 
     # -- the replay's controls --------------------------------------------------------------

@@ -34,8 +34,9 @@ KEYS = (
     ),
     (
         "A",
-        "align the fleet: a delay per streaming speaker until the spread is within 5 ms "
-        "(the demo's room; on a real host run `btmon-tui align`)",
+        "align the fleet: a delay per streaming speaker until the spread is within 5 ms; "
+        "on a real host through the audio server's btmon_fleet (play to it), as "
+        "`btmon-tui align`",
     ),
     ("l", "show or hide the event log"),
     ("tab", "move to the event log, then ↑ ↓ PgUp PgDn Home End scroll it (tab again: back)"),
