@@ -244,6 +244,9 @@ class RemoteHost(Source):
                     heard = True
                     self.sessions += 1
                     self._connected(data)
+                    self._take(data)
+                    self._decided.set()  # its first full state is in
+                    continue
                 self._take(data)
             code = await proc.wait()
             with contextlib.suppress(asyncio.TimeoutError):

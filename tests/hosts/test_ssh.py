@@ -282,12 +282,6 @@ async def test_a_lost_ssh_session_shows_unknown_says_unreachable_and_comes_back(
             await task
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/hosts.py: RemoteHost._decided is set only when a session ends, never on its "
-    "first snapshot, so wait_ready() on a connected host times out (watch --host waits out "
-    "HOSTS_READY_S before its first snapshot)",
-)
 async def test_a_host_reached_over_ssh_is_ready(sshd: Sshd, lab: Host) -> None:
     source = RemoteHost(via_ssh(sshd, lab))
     monitor = Monitor(sources=[source])
