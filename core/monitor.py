@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, Protocol
 
-from core.align import plan, stages
+from core.align import keep, plan, stages
 from core.align.by_probe import FleetOutput, align_by_probe
 from core.align.loop import Round
 from core.align.server import ServerAlign, server_targets
@@ -69,6 +69,9 @@ HCI_FIRST_SAY_S = 3.0
 #: A probe that missed a speaker is re-checked this long after, on that speaker alone, so a
 #: miss (a cough, a door) is not held until the next periodic probe (s).
 PROBE_RECHECK_S = 8.0
+#: How often saved delays are checked against the audio server (core.align.keep): a speaker
+#: that reconnected gets its stage back within this long (s).
+KEEP_DELAYS_EVERY_S = 3.0
 #: Warnings kept for the event log panel (oldest dropped first).
 WARNINGS_KEPT = 200
 #: Dropouts kept per speaker in a snapshot (the detail view lists them).
@@ -127,6 +130,7 @@ class Monitor:
         config: Config | None = None,
         ble: BleScan | None = None,
         hci: MediaSource | None = None,
+        keep_delays: bool = False,
     ) -> None:
         """Watch BlueZ on `bus` (with the HCI reader `hci` and the BLE scan `ble`, if given),
         and/or the given `sources`."""
@@ -136,6 +140,8 @@ class Monitor:
         #: BLE presence scanning (`--ble`), None when not asked for.
         self.ble = ble
         self.log = log
+        #: Re-apply saved delays when a speaker reconnects (a real host's audio server).
+        self.keep_delays = keep_delays
         self.on_events = on_events
         #: Extra subscribers (a running action waits for its speaker's events here).
         self.listeners: list[EventSink] = []
@@ -451,6 +457,9 @@ class Monitor:
     async def run(self) -> None:
         """Run every source and the one ticker until cancelled (or every source ended)."""
         ticker = asyncio.create_task(self._tick())
+        if self.keep_delays:
+            keeper = asyncio.create_task(self._keep_delays())
+            ticker.add_done_callback(lambda _: keeper.cancel())
         runs = [(source, asyncio.create_task(self._run_source(source))) for source in self.sources]
         try:
             # The log starts with the whole fleet (names, verdicts) once every source has
@@ -475,6 +484,29 @@ class Monitor:
             for _, task in runs:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    async def _keep_delays(self) -> None:
+        """Every KEEP_DELAYS_EVERY_S: a speaker whose sink came back gets its saved delay
+        again (core.align.keep); said in the log's warnings."""
+        problem = ""
+        while True:
+            saved = keep.load()
+            if saved:
+                try:
+                    due = await asyncio.to_thread(keep.reattach, saved)
+                    problem = ""
+                except AlignError as exc:
+                    if str(exc) != problem:
+                        self.warnings.append(f"keeping the alignment: {exc}")
+                        self.changed()
+                    problem, due = str(exc), {}
+                if due:
+                    shown = ", ".join(f"{sink} +{ms} ms" for sink, ms in sorted(due.items()))
+                    self.warnings.append(
+                        f"reconnected, its delay re-applied in btmon_fleet: {shown}"
+                    )
+                    self.changed()
+            await asyncio.sleep(KEEP_DELAYS_EVERY_S)
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until every source has its first full state in (False after `timeout` s)."""

@@ -46,6 +46,15 @@ DEMO_VERDICTS: dict[str, str] = {
 DEMO_HCI_VERDICTS: dict[str, str] = {**DEMO_VERDICTS, "F4:4E:FD:10:22:0A": "stalled"}
 
 
+@pytest.fixture(autouse=True)
+def _own_state_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test gets its own $XDG_STATE_HOME (inherited by the commands it runs): the
+    default event log and the saved delays (core.align.keep) are never the user's."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 def require_binary(name: str, package: str) -> str:
     """Path of `name`; skip (locally) or fail (under CI=true) when it is missing."""
     path = shutil.which(name)

@@ -62,7 +62,7 @@ def _run_replay(args: argparse.Namespace) -> int:
 
 def _run_tui(args: argparse.Namespace, source: Source) -> int:
 
-    monitor = make_monitor(source, include_all=args.include_all)
+    monitor = make_monitor(source, include_all=args.include_all, keep_delays=source.keeps_delays)
     metrics = None
     if args.metrics is not None:
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from core.align import plan, stages
+from core.align import keep, plan, stages
 from core.align.loop import Outcome, Round, align
 from core.align.measure import FleetMic, Target
 from core.align.stages import AlignError
@@ -55,6 +55,8 @@ class ServerAlign:
     on_round: OnRound | None = None
     on_apply: Callable[[dict[str, int]], None] | None = None
     on_start: Callable[[str], None] | None = None
+    #: Why the applied delays could not be saved for reconnects ('' when they were).
+    saved_problem: str = ""
 
     def run(self) -> Outcome:
         """Set up the fleet output and stages, run the loop; on failure (AlignError,
@@ -99,6 +101,10 @@ class ServerAlign:
             raise
         if self.dry_run:
             restore(prior, created)
+        else:  # kept for a speaker that reconnects (core.align.keep)
+            self.saved_problem = keep.save(
+                {stage.sink: stage.delay_ms for stage in stages.stages().values()}
+            )
         return outcome
 
 

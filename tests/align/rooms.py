@@ -70,6 +70,13 @@ class Room:
         index = self.server.modules.pop(sink)
         self.server.pactl("unload-module", str(index))
 
+    def plug(self, sink: str) -> None:
+        """A removed speaker comes back under the same sink name, with its hidden latency
+        (a Bluetooth speaker reconnecting)."""
+        self.server.modules.pop(f"{sink}.hidden", None)
+        _speaker(self.server, sink, self.hidden[sink])
+        self.loaded_at = time.monotonic()
+
 
 def our_modules(server: PulseServer) -> list[str]:
     """Lines of `pactl list short modules` that carry btmon's mark."""
@@ -86,11 +93,7 @@ def speakers(server: PulseServer, latencies: Sequence[int]) -> Iterator[Room]:
     try:
         for number, hidden in enumerate(latencies, start=1):
             sink = f"al{number}"
-            server.load(sink, "module-null-sink", f"sink_name={sink}", "rate=48000", "channels=1")
-            server.load(
-                f"{sink}.hidden", "module-loopback", f"source={sink}.monitor", "sink=room",
-                f"latency_msec={hidden}", "source_dont_move=true", "sink_dont_move=true",
-            )  # fmt: skip
+            _speaker(server, sink, hidden)
             made.hidden[sink] = hidden
         made.loaded_at = time.monotonic()
         yield made
@@ -104,6 +107,15 @@ def speakers(server: PulseServer, latencies: Sequence[int]) -> Iterator[Room]:
                 if index is not None:
                     with contextlib.suppress(RuntimeError):  # already gone with its sink
                         server.pactl("unload-module", str(index))
+
+
+def _speaker(server: PulseServer, sink: str, hidden: int) -> None:
+    """Speaker `sink`: a null sink whose monitor reaches the room `hidden` ms later."""
+    server.load(sink, "module-null-sink", f"sink_name={sink}", "rate=48000", "channels=1")
+    server.load(
+        f"{sink}.hidden", "module-loopback", f"source={sink}.monitor", "sink=room",
+        f"latency_msec={hidden}", "source_dont_move=true", "sink_dont_move=true",
+    )  # fmt: skip
 
 
 def _click_arrival_ms(sink: str, tail_s: float) -> float:

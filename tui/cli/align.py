@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from core.align import plan, stages
+from core.align import keep, plan, stages
 from core.align.by_probe import FleetOutput
 from core.align.loop import Outcome, Round
 from core.align.measure import Target
@@ -43,6 +43,7 @@ def reset(args: argparse.Namespace) -> int:
         removed = stages.reset(remove_fleet=True)
     except AlignError as exc:
         return fail(str(exc))
+    keep.forget()  # nothing to re-apply when a speaker reconnects
     print(
         f"removed {len(removed)} module(s): the speakers play without added delay"
         if removed
@@ -174,6 +175,8 @@ def align_targets(args: argparse.Namespace, targets: Sequence[Target]) -> int:
         outcome = job.run()
     except AlignError as exc:
         return fail(str(exc)) if exc.bad_input else _failed(str(exc))
+    if job.saved_problem:
+        print(f"btmon-tui: warning: {job.saved_problem}", file=sys.stderr)
     result = "dry-run" if args.dry_run else ""
     event = outcome.event(time.time(), stages.FLEET_SINK, targets, args.target_ms, result)
     print(event.to_line() if args.json else table(event, outcome, targets))

@@ -73,6 +73,14 @@ class Source:
     hci_label: str | None = None
     #: Hosts to watch (`--host`, the config's [hosts.NAME]); () for this machine alone.
     hosts: tuple[HostSpec, ...] = ()
+    #: The demo fleet (`--demo`): no audio server of its own.
+    demo: bool = False
+
+    @property
+    def keeps_delays(self) -> bool:
+        """True when a long-running view (the TUI, `watch`) re-applies saved delays as
+        speakers reconnect (core.align.keep): this machine's real fleet is in view."""
+        return self.local and not self.demo
 
     @property
     def local(self) -> bool:
@@ -252,6 +260,7 @@ def with_source(
                 hci=hci,
                 hci_label=hci_label,
                 hosts=hosts,
+                demo=bool(args.demo),
             )
         )
     finally:

@@ -103,7 +103,9 @@ async def _watch(
                     out.write(f"{clock_time(event.t)}  {where}{line}\n")
         out.flush()
 
-    monitor = make_monitor(source, include_all=include_all, on_events=write)
+    monitor = make_monitor(
+        source, include_all=include_all, on_events=write, keep_delays=source.keeps_delays
+    )
     if source.log_error:
         print(f"btmon-tui: warning: {source.log_error}", file=sys.stderr)
     monitor.load_history(source.history)
