@@ -24,7 +24,15 @@ from core.ble import BleScan, BleSource
 from core.bluez.client import BluezMirror
 from core.config import Config
 from core.dropouts.detector import DropoutDetector
-from core.fleet.events import AlignEvent, DropoutEvent, Event, ProbeEvent, RawEvent, SpeakerEvent
+from core.fleet.events import (
+    AlignEvent,
+    AlignResult,
+    DropoutEvent,
+    Event,
+    ProbeEvent,
+    RawEvent,
+    SpeakerEvent,
+)
 from core.fleet.model import (
     Alignment,
     DropoutSummary,
@@ -433,9 +441,65 @@ class Monitor:
         self.aligned(event)
         return event
 
+    async def keep_aligned(
+        self,
+        event: ProbeEvent,
+        backend: Backend,
+        *,
+        target_ms: float = 5.0,
+        sinks: Mapping[str, str] | None = None,
+    ) -> AlignEvent | None:
+        """After a periodic probe (`--keep-aligned`): when the fleet was aligned and has drifted
+        past `target_ms` as the audience hears it, move each delay by at most
+        plan.KEEP_STEP_MS toward lining up again (the demo's room, or the audio server's
+        stages, saved for reconnects). Published as an `align` event with result `kept`;
+        None when nothing was due. A stage the server refuses is a warning."""
+        kept = self.alignment
+        if kept is None or kept.result == "reset" or not kept.delays_ms:
+            return None
+        room = isinstance(backend, FleetOutput)  # its probes go through the delays
+        latencies = {r.address: r.latency_ms for r in event.results if r.detected}
+        step = plan.keep_step(latencies, kept.delays_ms, delays_heard=room, target_ms=target_ms)
+        if step is None:
+            return None
+        delays, spread_ms = step
+        if delays == dict(kept.delays_ms):
+            return None
+        try:
+            if isinstance(backend, FleetOutput):
+                await asyncio.to_thread(backend.apply, delays)
+            else:
+                speakers = [s for s in _here(self.snapshot().speakers) if s.address in delays]
+                targets = await asyncio.to_thread(server_targets, speakers, dict(sinks or {}))
+                by_sink = {t.sink: delays[t.address] for t in targets}
+                await asyncio.to_thread(stages.apply, by_sink)
+                await asyncio.to_thread(keep.save, by_sink)
+        except AlignError as exc:
+            self.warnings.append(f"keeping the fleet aligned: {exc}")
+            self.changed()
+            return None
+        results = tuple(
+            AlignResult(a, ms, None, None, name=kept.names.get(a, ""))
+            for a, ms in sorted(delays.items())
+        )
+        sink = "room" if room else stages.FLEET_SINK
+        kept_event = AlignEvent(
+            self.clock(), sink, results, round(spread_ms, 1), None, 1, target_ms, "kept",
+            f"drift corrected by at most {plan.KEEP_STEP_MS} ms per speaker",
+        )  # fmt: skip
+        self._publish([kept_event])
+        self.aligned(kept_event)
+        return kept_event
+
     def aligned(self, event: AlignEvent) -> None:
         """An alignment (live, replayed, from the log or a remote host): kept when it applied
         or removed delays and is not older than the one kept (AlignEvent.applied)."""
+        if event.result == "kept":  # a drift step (--keep-aligned): new delays, same story
+            if self.alignment is not None and event.t >= self.alignment.t:
+                delays = {r.address: r.delay_ms for r in event.results}
+                self.alignment = replace(self.alignment, t=event.t, delays_ms=delays)
+                self.changed()
+            return
         kept = event.applied()
         if kept is None or (self.alignment is not None and kept.t < self.alignment.t):
             return

@@ -69,6 +69,7 @@ class BtmonApp(App[int]):
         probe_backend: Backend | None = None,
         probe_every_s: float | None = None,
         metrics: MetricsServer | None = None,
+        keep_aligned: bool = False,
     ) -> None:
         super().__init__(ansi_color=ansi_color)
         #: `--metrics`: bound by the launcher, served from this app's loop while it runs.
@@ -93,6 +94,7 @@ class BtmonApp(App[int]):
             log_error=log_error,
             probe_backend=probe_backend,
             probe_every_s=probe_every_s,
+            keep_aligned=keep_aligned,
         )
 
     def get_default_screen(self) -> Screen[None]:
@@ -193,6 +195,7 @@ def make_app(
     probe_backend: Backend | None = None,
     probe_every_s: float | None = None,
     metrics: MetricsServer | None = None,
+    keep_aligned: bool = False,
 ) -> BtmonApp:
     """The one app factory, used by the command line, the tests and the screenshot script.
 
@@ -216,6 +219,7 @@ def make_app(
         probe_backend=probe_backend,
         probe_every_s=probe_every_s,
         metrics=metrics,
+        keep_aligned=keep_aligned,
     )
 
 

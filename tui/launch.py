@@ -82,6 +82,7 @@ def _run_tui(args: argparse.Namespace, source: Source) -> int:
         # The demo probes its simulated room every 30 s, so the drift panel fills by itself.
         probe_every_s=args.probe_every or (DEMO_PROBE_EVERY_S if args.demo else None),
         metrics=metrics,
+        keep_aligned=args.keep_aligned,
     )
     try:
         _run_app(app, source.log)

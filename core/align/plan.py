@@ -142,3 +142,43 @@ def judge(
             True, False, f"spread still {shown} after {rounds} rounds (target {target_ms:g} ms)"
         )
     return Verdict(False, False)
+
+
+#: Largest change of one speaker's delay per correction while keeping a fleet aligned (ms):
+#: a jump of a millisecond in a stage is not heard as a glitch (the issue's "too small to hear").
+KEEP_STEP_MS: Final = 1
+
+
+def keep_step(
+    latencies_ms: Mapping[str, float | None],
+    delays_ms: Mapping[str, int],
+    *,
+    delays_heard: bool,
+    target_ms: float,
+    step_ms: int = KEEP_STEP_MS,
+) -> tuple[dict[str, int], float] | None:
+    """The next delays of an aligned fleet that drifted: each aligned speaker's delay moves
+    by at most `step_ms` toward the delays that would line it up again (the latest speaker
+    gets 0, none negative). `latencies_ms`: a probe's latencies (None: not heard);
+    `delays_heard`: whether those include the stages' delays (a probe through the fleet
+    output) or not (played to each speaker's sink directly). Returns (delays, the spread as
+    the audience hears it now), or None while that spread is within `target_ms` (or fewer
+    than two aligned speakers were heard)."""
+    heard = {
+        a: lat + (0 if delays_heard else delays_ms[a])
+        for a, lat in latencies_ms.items()
+        if lat is not None and a in delays_ms
+    }
+    if len(heard) < 2:
+        return None
+    latest = max(heard.values())
+    now = latest - min(heard.values())
+    if now <= target_ms:
+        return None
+    ideal = {a: delays_ms[a] + (latest - arrival) for a, arrival in heard.items()}
+    floor = min(ideal.values())
+    moved = dict(delays_ms)
+    for address, wanted in ideal.items():
+        change = round(wanted - floor) - delays_ms[address]
+        moved[address] = max(0, delays_ms[address] + max(-step_ms, min(step_ms, change)))
+    return moved, now

@@ -144,6 +144,11 @@ def describe_align(event: dict[str, Any]) -> str:
         return f"{value:.1f}" if isinstance(value, int | float) else "?"
 
     result = str(event.get("result") or "")
+    if result == "kept":  # --keep-aligned's small correction after a periodic probe
+        text = f"align: the fleet drifted to {ms(event.get('spread_before_ms'))} ms; kept aligned"
+        if event.get("detail"):
+            text += f" ({event['detail']})"
+        return text
     text = f"align: spread {ms(event.get('spread_before_ms'))} -> "
     text += f"{ms(event.get('spread_after_ms'))} ms, {result.replace('-', ' ')}"
     delays = [

@@ -117,6 +117,14 @@ def check(args: argparse.Namespace) -> str:
             return f"--metrics serves the TUI's or `watch`'s fleet: leave it out of `{command}`"
         if "replay" in given:
             return "--metrics serves a live fleet: leave out --replay (or --metrics)"
+    if getattr(args, "keep_aligned", False):
+        if command is not None:
+            return f"--keep-aligned keeps the TUI's fleet aligned: leave it out of `{command}`"
+        if not (getattr(args, "probe_every", None) or args.demo):
+            return (
+                "--keep-aligned re-checks the spread at each periodic probe: add "
+                "--probe-every DURATION (e.g. 5m)"
+            )
     if command is not None and command not in LIVE_COMMANDS:
         live_only = sorted(
             {"demo", "bus", "hci", "hci_file", "ble", "include_all", "replay", "speed"} & given

@@ -229,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=duration,
         help="probe the speakers that play every DURATION (e.g. 5m, 90s; default: only on p)",
     )
+    parser.add_argument(
+        "--keep-aligned",
+        action="store_true",
+        help="after an alignment (A), each periodic probe re-checks the spread and corrects "
+        "a drift past 5 ms by at most 1 ms per speaker (needs --probe-every; the demo probes "
+        "every 30 s)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     watch = sub.add_parser(
         "watch",

@@ -14,7 +14,7 @@ from core.align.by_probe import FleetOutput
 from core.align.loop import Round
 from core.eventlog.store import EventStore
 from core.fleet.describe import describe_align
-from core.fleet.events import AlignEvent
+from core.fleet.events import AlignEvent, ProbeEvent
 from core.fleet.model import Speaker
 from core.probe.backends import MicBackend
 from core.probe.runner import Backend, ProbeFailed
@@ -49,6 +49,7 @@ class FleetScreen(FleetView):
         log_error: str = "",
         probe_backend: Backend | None = None,
         probe_every_s: float | None = None,
+        keep_aligned: bool = False,
     ) -> None:
         super().__init__(feed, alerts, clock=clock, event_log=event_log, log_error=log_error)
         self.actions = actions
@@ -60,6 +61,8 @@ class FleetScreen(FleetView):
         self.probe_backend = probe_backend
         #: Seconds between automatic probes (--probe-every), None = only on `p`.
         self.probe_every_s = probe_every_s
+        #: --keep-aligned: after each periodic probe, correct the aligned fleet's drift.
+        self.keep_aligned = keep_aligned
 
     def on_mount(self) -> None:
         # (FleetView.on_mount runs too: Textual calls each class's handler.)
@@ -260,8 +263,24 @@ class FleetScreen(FleetView):
             toast = self.alerts.probe_failed(str(exc), asked=asked)
         else:
             toast = self.alerts.probed(event, asked=asked)
+            if self.keep_aligned and not asked:
+                await self._keep_aligned(event)
         if toast is not None:
             self.toast(toast)
+
+    async def _keep_aligned(self, event: ProbeEvent) -> None:
+        """--keep-aligned: a drift past the target after an alignment is corrected by at most
+        1 ms per speaker (core.align.plan.keep_step), said in a toast and the log."""
+        assert self.probe_backend is not None
+        sinks = self.probe_backend.sinks if isinstance(self.probe_backend, MicBackend) else {}
+        kept = await self.monitor.keep_aligned(event, self.probe_backend, sinks=sinks)
+        if kept is not None:
+            self.notify(
+                describe_align(kept.to_json()).removeprefix("align: "),
+                title="Align",
+                timeout=5,
+                markup=False,
+            )
 
     def action_align(self) -> None:
         if self.monitor.probing:
