@@ -10,10 +10,10 @@ from typing import Any, Final
 
 from core.hci.live import HciLive
 from core.monitor import Monitor
-from core.sources import Source
 from core.sim.hci_feed import static_capture
 from core.sim.room_sim import past_probes
 from core.sim.scenario import DEFAULT_FLEET, ROOM, seed_history
+from core.sources import Source
 
 #: Seconds of simulated HCI capture before `now` (media packets/s are counted over 2 s).
 CAPTURE_S: Final = 5.0
