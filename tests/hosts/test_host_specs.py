@@ -184,3 +184,48 @@ def test_the_status_bar_names_the_host_that_is_away() -> None:
     snap = replace(snap, hosts=(("lab", lab.status), ("foyer", away)))
     assert shown_status(snap) == away
     assert host_parts(snap)[1] == ("foyer", "away", away)
+
+
+def test_a_hosts_logged_dropouts_keep_its_period_after_a_restart() -> None:
+    """The local log holds each host's dropout lines with their `host`; read back at start
+    they are that host's history, not this machine's nor another host's."""
+    monitor = Monitor(sources=[_Feeder("lab")], clock=lambda: 1000.0)
+    address = "AA:BB:CC:DD:EE:01"
+    records = []
+    starts = [100.0 + 282.0 * n for n in range(6)]
+    for start in starts:
+        base = {"address": address, "kind": "link", "start_t": start, "host": "lab"}
+        records.append({"type": "dropout", "t": start, "phase": "start", **base})
+        end = {"end_t": start + 3, "duration_s": 3.0}
+        records.append({"type": "dropout", "t": start + 3, "phase": "end", **base, **end})
+    assert monitor.load_history(records) == 2 * len(starts)
+    summaries = monitor.dropout_summaries(starts[-1] + 10)
+    assert set(summaries) == {f"lab/{address}"}
+    assert summaries[f"lab/{address}"].count == len(starts)
+    assert summaries[f"lab/{address}"].period_s == pytest.approx(282.0, abs=1.0)
+
+
+def test_metrics_label_every_speaker_with_its_host_when_watching_hosts() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from core.metrics import FleetCollector, FleetView
+
+    lab = _Feeder("lab")
+    monitor = Monitor(sources=[lab], clock=lambda: 1000.0)
+    address = "AA:BB:CC:DD:EE:01"
+    row = _speaker(address, "lab", "streaming")
+    lab.sink.feed(Record({"type": "snapshot", "t": 990.0, "host": "lab", "speakers": [row]}))
+    registry = CollectorRegistry()
+    registry.register(
+        FleetCollector(lambda: FleetView(monitor.snapshot(), monitor.source_statuses()))
+    )
+    families = {
+        f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
+    }
+    connected = families["btmon_speaker_connected"].samples
+    assert [(s.labels, s.value) for s in connected] == [({"address": address, "host": "lab"}, 1.0)]
+    verdicts = families["btmon_speaker_verdict"].samples
+    assert all(s.labels["host"] == "lab" for s in verdicts)
+    up = {s.labels["source"]: s.value for s in families["btmon_source_up"].samples}
+    assert up == {"lab": 1.0}
