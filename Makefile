@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := dbus tmux libportaudio2 pulseaudio pulseaudio-utils \
+APT_PACKAGES := dbus tmux libportaudio2 pulseaudio pulseaudio-utils pipewire pipewire-pulse wireplumber \
 	libasound2-plugins alsa-utils python3-venv python3-dev libdbus-1-dev libglib2.0-dev \
 	pkg-config build-essential librsvg2-bin tshark openssh-server openssh-client
 
