@@ -366,18 +366,24 @@ async def _collect(stream: asyncio.StreamReader, into: deque[str]) -> None:
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
-    """End a host's command (and what it started): SIGTERM, then SIGKILL after a grace."""
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.terminate()
+    """End a host's command (and what it started): SIGTERM, then SIGKILL after a grace;
+    its pipes are closed here, not left to the garbage collector after the loop ended."""
     try:
-        await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
-    except (TimeoutError, asyncio.CancelledError):
+        if proc.returncode is not None:
+            return
         with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        with contextlib.suppress(Exception):
-            await asyncio.shield(proc.wait())
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
+        except (TimeoutError, asyncio.CancelledError):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(proc.wait())
+    finally:
+        transport = getattr(proc, "_transport", None)  # asyncio keeps it private
+        if transport is not None:
+            transport.close()
 
 
 # -- actions on a host's speakers ----------------------------------------------------------------

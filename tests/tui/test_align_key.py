@@ -118,15 +118,21 @@ async def test_the_drift_panel_shows_the_delays_at_80_columns_without_colour(
         assert all(len(row) <= 80 for row in lines)
 
 
-async def test_a_where_there_is_no_demo_room_points_to_the_command(
-    fake: FakeBluez, bluez_service: FakeService
+async def test_a_on_a_real_host_without_an_audio_server_says_what_is_wrong(
+    fake: FakeBluez, bluez_service: FakeService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Outside the demo, `A` aligns through the audio server (tests/align/
+    test_align_key_pulse.py does it on PulseAudio); with none, it says so and runs on."""
+    monkeypatch.setenv("PULSE_SERVER", "unix:/nonexistent/native")
     app = make_app(bluez_service.address, clock=FIXED_CLOCK, probe_backend=MicBackend())
     async with app.run_test(size=(160, 50)) as pilot:
         await until(pilot, lambda: fleet_loaded(app), what="the demo fleet")
         await pilot.press("A")
         await until(
             pilot,
-            lambda: any("btmon-tui align" in str(n.message) for n in app._notifications),
-            what="the pointer to btmon-tui align",
+            lambda: any(n.title == "Align failed" for n in app._notifications),
+            what="the alignment's failure",
         )
+        failed = next(n for n in app._notifications if n.title == "Align failed")
+        assert "no audio server" in str(failed.message) or "two or more" in str(failed.message)
+        assert not app.fleet.monitor.probing
