@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 from core.align import keep, plan, stages
 from core.align.by_probe import FleetOutput, align_by_probe
 from core.align.loop import Round
+from core.align.measure import FleetMic, Target
 from core.align.server import ServerAlign, server_targets
 from core.align.stages import AlignError
 from core.ble import BleScan, BleSource
@@ -451,26 +452,38 @@ class Monitor:
     ) -> AlignEvent | None:
         """After a periodic probe (`--keep-aligned`): when the fleet was aligned and has drifted
         past `target_ms` as the audience hears it, move each delay by at most
-        plan.KEEP_STEP_MS toward lining up again (the demo's room, or the audio server's
-        stages, saved for reconnects). Published as an `align` event with result `kept`;
-        None when nothing was due. A stage the server refuses is a warning."""
+        plan.KEEP_STEP_MS toward lining up again. The demo's room is judged from the probe
+        (its probes go through the delays); on a real host the fleet output is measured as
+        `align` measures it (each speaker through its stage, the others muted for a moment:
+        a microphone probe plays to the sinks directly, past the stages). Published as an
+        `align` event with result `kept`; None when nothing was due. A problem of the audio
+        server is a warning."""
         kept = self.alignment
         if kept is None or kept.result == "reset" or not kept.delays_ms:
             return None
-        room = isinstance(backend, FleetOutput)  # its probes go through the delays
-        latencies = {r.address: r.latency_ms for r in event.results if r.detected}
-        step = plan.keep_step(latencies, kept.delays_ms, delays_heard=room, target_ms=target_ms)
-        if step is None:
-            return None
-        delays, spread_ms = step
-        if delays == dict(kept.delays_ms):
-            return None
+        room = isinstance(backend, FleetOutput)
         try:
+            if room:
+                latencies = {r.address: r.latency_ms for r in event.results if r.detected}
+                targets: list[Target] = []
+            else:
+                speakers = [
+                    s for s in _here(self.snapshot().speakers) if s.address in kept.delays_ms
+                ]
+                targets = await asyncio.to_thread(server_targets, speakers, dict(sinks or {}))
+                mic = FleetMic(
+                    input_device=getattr(backend, "input_device", None),
+                    source=getattr(backend, "pulse_source", None),
+                )
+                current = {t.address: kept.delays_ms[t.address] for t in targets}
+                latencies = await asyncio.to_thread(mic.arrivals, targets, current)
+            step = plan.keep_step(latencies, kept.delays_ms, delays_heard=True, target_ms=target_ms)
+            if step is None or step[0] == dict(kept.delays_ms):
+                return None
+            delays, spread_ms = step
             if isinstance(backend, FleetOutput):
                 await asyncio.to_thread(backend.apply, delays)
             else:
-                speakers = [s for s in _here(self.snapshot().speakers) if s.address in delays]
-                targets = await asyncio.to_thread(server_targets, speakers, dict(sinks or {}))
                 by_sink = {t.sink: delays[t.address] for t in targets}
                 await asyncio.to_thread(stages.apply, by_sink)
                 await asyncio.to_thread(keep.save, by_sink)

@@ -70,6 +70,17 @@ class Room:
         index = self.server.modules.pop(sink)
         self.server.pactl("unload-module", str(index))
 
+    def shift(self, sink: str, by_ms: int) -> None:
+        """The speaker's own latency moves by `by_ms` (its clock drifted, its buffer grew)."""
+        index = self.server.modules.pop(f"{sink}.hidden")
+        self.server.pactl("unload-module", str(index))
+        self.hidden[sink] += by_ms
+        self.server.load(
+            f"{sink}.hidden", "module-loopback", f"source={sink}.monitor", "sink=room",
+            f"latency_msec={self.hidden[sink]}", "source_dont_move=true", "sink_dont_move=true",
+        )  # fmt: skip
+        self.loaded_at = time.monotonic()
+
     def plug(self, sink: str) -> None:
         """A removed speaker comes back under the same sink name, with its hidden latency
         (a Bluetooth speaker reconnecting)."""
