@@ -5,11 +5,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := dbus tmux libportaudio2 pulseaudio pulseaudio-utils pipewire pipewire-pulse wireplumber \
+APT_PACKAGES := dbus tmux libportaudio2 pulseaudio pulseaudio-utils \
 	libasound2-plugins alsa-utils python3-venv python3-dev libdbus-1-dev libglib2.0-dev \
-	pkg-config build-essential librsvg2-bin tshark openssh-server openssh-client
+	pkg-config build-essential librsvg2-bin tshark openssh-client
+# Only the tests need these (a private PipeWire next to the private PulseAudio, a private
+# sshd for the remote-host tests): `make demo` does not install them on a desktop, where
+# pipewire-pulse would compete with its audio server at the next login.
+TEST_APT_PACKAGES := pipewire pipewire-pulse wireplumber openssh-server
 
-.PHONY: setup system-packages demo demo-hosts test check lint typecheck imports pytest screenshots bench lock clean
+.PHONY: setup system-packages test-packages demo demo-hosts test check lint typecheck imports pytest screenshots bench lock clean
 
 setup: system-packages $(STAMP) btmon promtool
 
@@ -72,7 +76,10 @@ demo: setup
 demo-hosts: setup
 	$(BIN)/python scripts/demo_hosts.py
 
-test: setup check
+test: setup test-packages check
+
+test-packages:
+	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="$(TEST_APT_PACKAGES)"
 
 check: lint typecheck imports pytest
 
