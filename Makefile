@@ -8,12 +8,13 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := dbus tmux libportaudio2 pulseaudio pulseaudio-utils \
 	libasound2-plugins alsa-utils python3-venv python3-dev libdbus-1-dev libglib2.0-dev \
 	pkg-config build-essential librsvg2-bin tshark openssh-client
-# Only the tests need these (a private PipeWire next to the private PulseAudio, a private
-# sshd for the remote-host tests): `make demo` does not install them on a desktop, where
+# Only the tests need these (a private sshd for the remote-host tests; PipeWire for
+# `make test-pipewire`): `make demo` does not install them on a desktop, where
 # pipewire-pulse would compete with its audio server at the next login.
-TEST_APT_PACKAGES := pipewire pipewire-pulse wireplumber openssh-server
+TEST_APT_PACKAGES := openssh-server
+PIPEWIRE_APT_PACKAGES := pipewire pipewire-pulse wireplumber
 
-.PHONY: setup system-packages test-packages demo demo-hosts test check lint typecheck imports pytest screenshots bench lock clean
+.PHONY: setup system-packages test-packages test-pipewire demo demo-hosts test check lint typecheck imports pytest screenshots bench lock clean
 
 setup: system-packages $(STAMP) btmon promtool
 
@@ -80,6 +81,12 @@ test: setup test-packages check
 
 test-packages:
 	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="$(TEST_APT_PACKAGES)"
+
+# Aligning on PipeWire (pipewire-pulse, WirePlumber): run alone, its timing is too noisy
+# under the whole suite's load on 2 cores (tests/align/test_align_pipewire.py).
+test-pipewire: setup
+	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="$(PIPEWIRE_APT_PACKAGES)"
+	BTMON_PIPEWIRE=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/align/test_align_pipewire.py
 
 check: lint typecheck imports pytest
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from core.align import stages
-from core.align.loop import align
-from core.align.measure import FleetMic, Target
+from core.align.measure import Target
+from core.align.server import ServerAlign
 from tests.align.rooms import (
     Room,
     direct_arrivals,
@@ -37,17 +37,7 @@ def test_align_brings_the_spread_within_target(room: Room) -> None:
         assert before[sink] == pytest.approx(hidden, abs=3), (before, room.hidden)
     targets = targets_of(room)
     started = time.monotonic()
-    stages.ensure_fleet()
-    stages.apply({t.sink: 0 for t in targets})
-    mic = FleetMic(source="room.monitor")
-    mic.settle()
-    by_address = {t.address: t.sink for t in targets}
-
-    def apply(delays: dict[str, int]) -> None:
-        stages.apply({by_address[a]: d for a, d in delays.items()})
-        mic.settle()
-
-    outcome = align(targets, {}, measure=mic.arrivals, apply=apply, target_ms=TARGET_MS)
+    outcome = ServerAlign(targets, source="room.monitor", target_ms=TARGET_MS).run()
     took = time.monotonic() - started
     after = fleet_arrivals(room)
     print(
@@ -59,6 +49,7 @@ def test_align_brings_the_spread_within_target(room: Room) -> None:
     assert spread(after) <= TARGET_MS, (after, outcome)
     # The latest speaker gets no delay; none is negative.
     latest = max(room.hidden, key=lambda s: room.hidden[s])
+    by_address = {t.address: t.sink for t in targets}
     delays = {by_address[a]: d for a, d in outcome.delays_ms.items()}
     assert delays[latest] <= 1 and min(delays.values()) == 0, delays
     # Delays mirror the hidden latencies (within the stages' own error).

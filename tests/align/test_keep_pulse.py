@@ -27,7 +27,7 @@ from tests.cli.conftest import run_cli
 BACK_S = 30.0
 
 
-@pytest.mark.parametrize("room", [3], indirect=True)
+@pytest.mark.parametrize("room", [2], indirect=True)
 async def test_a_speaker_that_reconnects_gets_its_delay_back(room: Room, demo_bus: str) -> None:
     before = direct_arrivals(room)
     targets = [Target(f"AA:00:00:00:00:0{i}", sink, sink) for i, sink in enumerate(room.hidden)]

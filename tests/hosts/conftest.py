@@ -8,10 +8,12 @@ again, its command fails the way ssh does when a host is unreachable (exit 255, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,6 +72,22 @@ def two_hosts(tmp_path: Path) -> Iterator[tuple[Host, Host]]:
         for host in hosts:
             host.down()
             host.fleet.stop()
+
+
+@contextlib.asynccontextmanager
+async def watching(*hosts: HostSpec) -> AsyncIterator[tuple[Monitor, list[dict[str, Any]]]]:
+    """A Monitor of these hosts, running, and every line it publishes (as JSON), until the
+    block ends."""
+    monitor = Monitor(sources=[RemoteHost(host) for host in hosts])
+    seen: list[dict[str, Any]] = []
+    monitor.listeners.append(lambda events: seen.extend(e.to_json() for e in events))
+    task = asyncio.create_task(monitor.run())
+    try:
+        yield monitor, seen
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def of_host(monitor: Monitor, name: str) -> list[Speaker]:

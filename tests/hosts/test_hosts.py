@@ -6,18 +6,16 @@ btmon-tui; an action run on the speaker's own host."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
 
 import pytest
 
 from core.fleet.model import SourceState, Verdict
-from core.hosts import BACKOFF_S, HostSpec, RemoteActions, RemoteHost
-from core.monitor import Monitor
+from core.hosts import BACKOFF_S, HostSpec, RemoteActions
 from tests.cli.conftest import run_cli
 from tests.conftest import DEMO_VERDICTS
-from tests.hosts.conftest import Host, connected, host_source, of_host, until
+from tests.hosts.conftest import Host, connected, host_source, of_host, until, watching
 
 pytestmark = pytest.mark.dbus
 
@@ -58,11 +56,7 @@ async def test_a_host_killed_shows_unknown_while_the_other_goes_on_and_comes_bac
     two_hosts: tuple[Host, Host],
 ) -> None:
     lab, foyer = two_hosts
-    monitor = Monitor(sources=[RemoteHost(lab.spec), RemoteHost(foyer.spec)])
-    seen: list[dict] = []  # type: ignore[type-arg]
-    monitor.listeners.append(lambda events: seen.extend(e.to_json() for e in events))
-    task = asyncio.create_task(monitor.run())
-    try:
+    async with watching(lab.spec, foyer.spec) as (monitor, seen):
         await until(
             lambda: connected(monitor, "lab") and connected(monitor, "foyer"), START_S, "both up"
         )
@@ -114,10 +108,6 @@ async def test_a_host_killed_shows_unknown_while_the_other_goes_on_and_comes_bac
         )
         print(f"lab reached again {took:.1f} s after it was back")
         assert host_source(monitor, "lab").sessions == 2
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @pytest.mark.parametrize(
@@ -144,9 +134,7 @@ async def test_a_host_that_cannot_answer_says_why_and_what_to_do(
 ) -> None:
     _, foyer = two_hosts
     bad = HostSpec("lab", ("sh", "-c", script, "sh"))
-    monitor = Monitor(sources=[RemoteHost(bad), RemoteHost(foyer.spec)])
-    task = asyncio.create_task(monitor.run())
-    try:
+    async with watching(bad, foyer.spec) as (monitor, _):
         await until(lambda: connected(monitor, "foyer"), START_S, "foyer up")
         await until(
             lambda: expected in host_source(monitor, "lab").status.detail,
@@ -157,10 +145,6 @@ async def test_a_host_that_cannot_answer_says_why_and_what_to_do(
         assert host_source(monitor, "lab").status.state == SourceState.ERROR
         assert verdicts(of_host(monitor, "foyer")) == DEMO_VERDICTS
         assert of_host(monitor, "lab") == []
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def test_watch_says_which_host_is_unreachable_and_still_streams_the_other(
@@ -188,13 +172,9 @@ async def test_an_action_runs_on_its_speakers_host_and_is_published_with_it(
     two_hosts: tuple[Host, Host],
 ) -> None:
     lab, foyer = two_hosts
-    monitor = Monitor(sources=[RemoteHost(lab.spec), RemoteHost(foyer.spec)])
-    seen: list[dict] = []  # type: ignore[type-arg]
-    monitor.listeners.append(lambda events: seen.extend(e.to_json() for e in events))
-    task = asyncio.create_task(monitor.run())
     address = "00:1A:7D:DA:71:01"  # Stage Left: streaming on both hosts
     steps: list[str] = []
-    try:
+    async with watching(lab.spec, foyer.spec) as (monitor, seen):
         await until(
             lambda: connected(monitor, "lab") and connected(monitor, "foyer"), START_S, "both up"
         )
@@ -223,10 +203,6 @@ async def test_an_action_runs_on_its_speakers_host_and_is_published_with_it(
             for line in seen
             if line.get("address") == address
         )
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_an_action_on_a_host_that_is_down_fails_with_why() -> None:

@@ -23,11 +23,18 @@ from pathlib import Path
 import pytest
 
 from core.fleet.model import SourceState, Verdict
-from core.hosts import HostSpec, RemoteActions, RemoteHost
-from core.monitor import Monitor
+from core.hosts import HostSpec, RemoteActions
 from tests.cli.conftest import run_cli
 from tests.conftest import DEMO_VERDICTS, require_binary
-from tests.hosts.conftest import Host, connected, host_source, make_host, of_host, until
+from tests.hosts.conftest import (
+    Host,
+    connected,
+    host_source,
+    make_host,
+    of_host,
+    until,
+    watching,
+)
 
 pytestmark = pytest.mark.dbus
 
@@ -236,11 +243,7 @@ async def test_an_action_runs_over_ssh(sshd: Sshd, lab: Host) -> None:
 async def test_a_lost_ssh_session_shows_unknown_says_unreachable_and_comes_back(
     sshd: Sshd, lab: Host
 ) -> None:
-    monitor = Monitor(sources=[RemoteHost(via_ssh(sshd, lab))])
-    seen: list[dict] = []  # type: ignore[type-arg]
-    monitor.listeners.append(lambda events: seen.extend(e.to_json() for e in events))
-    task = asyncio.create_task(monitor.run())
-    try:
+    async with watching(via_ssh(sshd, lab)) as (monitor, seen):
         await until(lambda: connected(monitor, "lab"), START_S, "lab up over ssh")
         assert {s.address: s.verdict.value for s in of_host(monitor, "lab")} == DEMO_VERDICTS
         assert sshd.sessions() == 1
@@ -276,20 +279,9 @@ async def test_a_lost_ssh_session_shows_unknown_says_unreachable_and_comes_back(
         print(f"lab reached again over ssh {took:.1f} s after sshd was back")
         assert host_source(monitor, "lab").sessions == 2
         assert sshd.sessions() == 2
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_a_host_reached_over_ssh_is_ready(sshd: Sshd, lab: Host) -> None:
-    source = RemoteHost(via_ssh(sshd, lab))
-    monitor = Monitor(sources=[source])
-    task = asyncio.create_task(monitor.run())
-    try:
+    async with watching(via_ssh(sshd, lab)) as (monitor, _):
         await until(lambda: connected(monitor, "lab"), START_S, "lab up over ssh")
-        assert await source.wait_ready(1.0)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        assert await host_source(monitor, "lab").wait_ready(1.0)
