@@ -117,6 +117,12 @@ def _wait(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
     """A private PulseAudio with the room topology; PULSE_SERVER set for this process."""
+    yield from serve_pulse(tmp_path_factory)
+
+
+def serve_pulse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
+    """The `pulse` fixture's body (a package that needs a fresh server per module uses it
+    with its own scope); skips or fails (CI=true) when a component is missing."""
     require_binary("pulseaudio", "pulseaudio")
     require_binary("pactl", "pulseaudio-utils")
     require_binary("pacat", "pulseaudio-utils")

@@ -27,7 +27,7 @@ from tests.pulse_server import PulseServer
 #: Range of the hidden latencies (ms): aptX LL ~40 ms to SBC with a deep buffer ~250 ms.
 HIDDEN_MS = (40, 250)
 #: An alignment must start from at least this spread (ms), as the issue asks.
-LEAST_SPREAD_MS = 100
+LEAST_SPREAD_MS = 110  # the tests start from >= 100 ms as measured: 10 ms for the check
 #: A new loopback and null sink stay silent for 1.2-1.9 s after loading (measured,
 #: PulseAudio 16): listening starts this long after the speakers were made (s).
 SETTLE_S = 2.5

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from core.fleet.events import AlignEvent, Event
+from core.align import keep, stages
+from core.fleet.events import AlignEvent, Event, ProbeEvent
 from core.monitor import Monitor
 from core.probe.backends import MicBackend
 from tests.align.rooms import Room, direct_arrivals, fleet_arrivals, our_modules, spread
@@ -80,6 +81,37 @@ async def test_a_aligns_through_the_audio_server(room: Room, demo_bus: str) -> N
         f"{took:.1f} s"
     )
     assert spread(after) <= 5.0, after
+
+    # Then --keep-aligned's check: one speaker's own latency grows by 7 ms; each check after
+    # a periodic probe measures the fleet output (as align does: a microphone probe plays
+    # past the stages, so what it found does not matter here) and moves every delay by at
+    # most 1 ms, until the independent check finds the fleet within target again.
+    earliest = min(room.hidden, key=lambda sink: room.hidden[sink])
+    room.shift(earliest, 7)  # the earliest speaker has the largest delay
+    await asyncio.to_thread(room.settle)
+    shifted = spread(await asyncio.to_thread(fleet_arrivals, room))
+    periodic = ProbeEvent(time.time(), ())
+    steps = 0
+    while True:
+        before_step = {s.sink: s.delay_ms for s in stages.stages().values()}
+        kept = await monitor.keep_aligned(periodic, mic, sinks=mic.sinks)
+        if kept is None:
+            break
+        assert kept.result == "kept"
+        after_step = {s.sink: s.delay_ms for s in stages.stages().values()}
+        assert max(abs(after_step[k] - before_step[k]) for k in after_step) <= 1
+        assert keep.load() == after_step  # saved for a reconnect
+        steps += 1
+        assert steps <= 20, "no convergence"
+        await asyncio.sleep(2.5)  # a reloaded stage is silent for up to ~2 s
+    drifted = await asyncio.to_thread(fleet_arrivals, room)
+    print(
+        f"kept aligned after a 7 ms drift: spread {shifted:.2f} ms, {steps} steps, "
+        f"then {spread(drifted):.2f} ms"
+    )
+    if shifted > 6.0:  # past the target by more than two measurements differ: it must act
+        assert steps >= 1
+    assert spread(drifted) <= 6.0, drifted  # the target + ~1 ms between two measurements
 
 
 @pytest.mark.parametrize("room", [2], indirect=True)

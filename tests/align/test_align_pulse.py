@@ -9,6 +9,7 @@ import time
 import pytest
 
 from core.align import stages
+from core.align.loop import Outcome
 from core.align.measure import Target
 from core.align.server import ServerAlign
 from tests.align.rooms import (
@@ -21,6 +22,23 @@ from tests.align.rooms import (
 
 #: The issue's target: the fleet's spread after aligning (ms).
 TARGET_MS = 5.0
+
+
+def check_aligned(
+    room: Room, targets: list[Target], outcome: Outcome, after: dict[str, float]
+) -> dict[str, int]:
+    """The alignment's claims against the truth: aligned, within target by the independent
+    check, the latest speaker without delay, none negative, and each delay mirroring the
+    hidden latencies (within the stages' own error). Returns the delays by sink."""
+    assert outcome.aligned, outcome.why
+    assert spread(after) <= TARGET_MS, (after, outcome)
+    latest = max(room.hidden, key=lambda s: room.hidden[s])
+    by_address = {t.address: t.sink for t in targets}
+    delays = {by_address[a]: d for a, d in outcome.delays_ms.items()}
+    assert delays[latest] <= 1 and min(delays.values()) == 0, delays
+    for sink, hidden in room.hidden.items():
+        assert delays[sink] == pytest.approx(room.hidden[latest] - hidden, abs=6), delays
+    return delays
 
 
 def targets_of(room: Room) -> list[Target]:
@@ -45,15 +63,6 @@ def test_align_brings_the_spread_within_target(room: Room) -> None:
         f"after {spread(after):.2f} ms (align's own {outcome.rounds[-1].spread_ms:.2f} ms), "
         f"{outcome.applied_rounds} rounds, {took:.1f} s"
     )
-    assert outcome.aligned, outcome.why
-    assert spread(after) <= TARGET_MS, (after, outcome)
-    # The latest speaker gets no delay; none is negative.
-    latest = max(room.hidden, key=lambda s: room.hidden[s])
-    by_address = {t.address: t.sink for t in targets}
-    delays = {by_address[a]: d for a, d in outcome.delays_ms.items()}
-    assert delays[latest] <= 1 and min(delays.values()) == 0, delays
-    # Delays mirror the hidden latencies (within the stages' own error).
-    for sink, hidden in room.hidden.items():
-        assert delays[sink] == pytest.approx(room.hidden[latest] - hidden, abs=6), delays
+    check_aligned(room, targets, outcome, after)
     stages.reset(remove_fleet=True)
     assert our_modules(room.server) == []

@@ -16,11 +16,8 @@ import pytest
 from core.align import keep, stages
 from core.align.measure import Target
 from core.align.server import ServerAlign
-from core.fleet.events import ProbeEvent
 from core.monitor import Monitor
-from core.probe.backends import MicBackend
 from tests.align.rooms import Room, direct_arrivals, fleet_arrivals, our_modules, spread
-from tests.align.test_align_cli import STREAMING
 from tests.cli.conftest import run_cli
 
 #: A bound for a hung test, not a speed claim: the keeper looks every 3 s.
@@ -88,46 +85,3 @@ def test_saved_delays_survive_a_damaged_file_as_none(tmp_path) -> None:  # type:
     blocked = tmp_path / "file"
     blocked.write_text("")
     assert "cannot save the delays" in keep.save({"a": 1}, blocked / "delays.json")
-
-
-@pytest.mark.parametrize("room", [4], indirect=True)
-async def test_keep_aligned_follows_a_speaker_that_drifts_in_one_ms_steps(
-    room: Room, demo_bus: str
-) -> None:
-    """After `A` through the audio server, one speaker's own latency grows by 7 ms; each
-    check after a periodic probe measures the fleet output (as align does) and corrects by
-    at most 1 ms per speaker, until the independent check finds the fleet within target."""
-    sinks = dict(zip(STREAMING, room.hidden, strict=False))
-    mic = MicBackend(pulse_source="room.monitor", sinks=sinks)
-    monitor = Monitor(demo_bus)
-    task = asyncio.create_task(monitor.run())
-    try:
-        assert await monitor.wait_ready(10)
-        # What a periodic probe found does not matter on a real host: keep_aligned measures
-        # the fleet output itself (a microphone probe plays past the stages).
-        probe = ProbeEvent(time.time(), ())
-        aligned = await monitor.align_on_server(source="room.monitor", sinks=sinks)
-        assert aligned.result == "aligned", aligned
-        earliest = min(room.hidden, key=lambda sink: room.hidden[sink])
-        room.shift(earliest, 7)  # the earliest is the one with the largest delay
-        await asyncio.to_thread(room.settle)
-        steps = 0
-        while True:
-            before = {s.sink: s.delay_ms for s in stages.stages().values()}
-            kept = await monitor.keep_aligned(probe, mic, sinks=sinks)
-            if kept is None:
-                break
-            after = {s.sink: s.delay_ms for s in stages.stages().values()}
-            assert max(abs(after[k] - before[k]) for k in after) <= 1, (before, after)
-            assert keep.load() == after  # saved for a reconnect
-            steps += 1
-            assert steps <= 20, "no convergence"
-            await asyncio.sleep(2.5)  # a reloaded stage is silent for up to ~2 s
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    after_arrivals = await asyncio.to_thread(fleet_arrivals, room)
-    print(f"kept aligned after a 7 ms drift: {steps} steps, spread {spread(after_arrivals):.2f} ms")
-    assert steps >= 1  # the drift was seen and corrected (how many steps: the residual's)
-    assert spread(after_arrivals) <= 6.0, after_arrivals  # target + ~1 ms between measurements
