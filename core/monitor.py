@@ -351,18 +351,7 @@ class Monitor:
         published `align` event and the names of speakers left out (sent audio but not
         heard: a stalled speaker cannot be aligned). Raises ProbeFailed when nothing streams
         or a probe cannot run. `on_round` is called from the worker thread."""
-        snapshot = _here(self.snapshot().speakers)
-        if self._remote_only():
-            self.probe_failed(REMOTE_PROBES)
-            raise ProbeFailed(REMOTE_PROBES)
-        chosen = [s for s in snapshot if s.in_fleet and s.verdict in PLAYING]
-        stalled = tuple(s.name for s in snapshot if sent_audio(s) and s not in chosen)
-        if len(chosen) < 2:
-            message = "align needs two or more streaming speakers" + (
-                f" (not heard, left out: {', '.join(stalled)})" if stalled else ""
-            )
-            self.probe_failed(message)
-            raise ProbeFailed(message)
+        chosen, stalled = self._alignable()
         loop = asyncio.get_running_loop()
 
         def record(event: ProbeEvent) -> None:  # from the worker: on the loop, in order
@@ -410,14 +399,7 @@ class Monitor:
         naming rule does not find them. The event is published and kept. Raises ProbeFailed
         with what is wrong and what to do (no server, a speaker without a sink, fewer than
         two streaming); `on_round` is called from the worker thread."""
-        chosen = [s for s in _here(self.snapshot().speakers) if s.in_fleet and s.verdict in PLAYING]
-        if self._remote_only():
-            self.probe_failed(REMOTE_PROBES)
-            raise ProbeFailed(REMOTE_PROBES)
-        if len(chosen) < 2:
-            message = "align needs two or more streaming speakers (start playback first)"
-            self.probe_failed(message)
-            raise ProbeFailed(message)
+        chosen, _ = self._alignable()
         self.probing = f"aligning {len(chosen)} speakers through {stages.FLEET_SINK}…"
         self.changed()
         try:
@@ -518,6 +500,26 @@ class Monitor:
             return
         self.alignment = kept
         self.changed()
+
+    def _alignable(self) -> tuple[list[Speaker], tuple[str, ...]]:
+        """This machine's streaming speakers an alignment can take, and the names of those
+        sent audio but not heard (a stalled speaker cannot be aligned). Raises ProbeFailed
+        (shown in the drift panel) with only remote hosts in view or fewer than two."""
+        if self._remote_only():
+            self.probe_failed(REMOTE_PROBES)
+            raise ProbeFailed(REMOTE_PROBES)
+        here = _here(self.snapshot().speakers)
+        chosen = [s for s in here if s.in_fleet and s.verdict in PLAYING]
+        stalled = tuple(s.name for s in here if sent_audio(s) and s not in chosen)
+        if len(chosen) < 2:
+            message = "align needs two or more streaming speakers" + (
+                f" (not heard, left out: {', '.join(stalled)})"
+                if stalled
+                else " (start playback first)"
+            )
+            self.probe_failed(message)
+            raise ProbeFailed(message)
+        return chosen, stalled
 
     def _remote_only(self) -> bool:
         """True when every source is another machine's (nothing here to probe or align)."""
